@@ -1,0 +1,80 @@
+"""The `qilin` command: reproduce (run the notebooks), data (the data stage alone), notebooks (pairs)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+
+
+def _param(text: str) -> tuple[str, object]:
+    """`-p key=value`: value parsed as a Python literal where it is one, else kept as a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qilin", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rep = sub.add_parser("reproduce", help="execute the numbered notebooks headless, in order")
+    rep.add_argument("--profile", default="tiny")
+    rep.add_argument("--only", type=lambda s: s.split(","), help="e.g. 01,03")
+    rep.add_argument("--from", dest="start", help="start at this notebook, e.g. 02")
+    rep.add_argument("--force", action="store_true", help="rebuild stages even if cached")
+    rep.add_argument("-p", "--param", type=_param, action="append", default=[],
+                     help="papermill parameter key=value (repeatable)")
+
+    data = sub.add_parser("data", help="run the data stage without a notebook")
+    data.add_argument("--profile", default="tiny")
+    data.add_argument("--force", action="store_true")
+    data.add_argument("--set", type=_param, action="append", default=[], help="config override a.b=value")
+
+    nbs = sub.add_parser("notebooks", help="keep the jupytext pairs in sync")
+    nbs.add_argument("action", choices=["sync", "check"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "reproduce":
+        from .reproduce import NotebookFailed, run_notebooks
+
+        try:
+            runs = run_notebooks(args.profile, args.only, args.start, args.force, dict(args.param))
+        except NotebookFailed as err:
+            print(f"[qilin] FAILED: {err}", file=sys.stderr)
+            return 1
+        total = sum(r.seconds for r in runs)
+        print(f"[qilin] {len(runs)} notebook(s) in {total:.1f} s: " + ", ".join(f"{r.name} {r.seconds:.1f}s" for r in runs))
+        return 0
+    if args.command == "data":
+        from .config import load_config
+        from .data.stage import run_data_stage
+        from .data.tables import composition_figure, write_data_tables
+
+        cfg = load_config(args.profile, dict(args.set))
+        result = run_data_stage(cfg, force=args.force)
+        write_data_tables(result.stats, cfg.name)
+        composition_figure(result.stats, cfg.name)
+        print(f"[qilin] data stage {'reused' if result.reused else 'built'}: {result.path}")
+        return 0
+    from . import notebooks
+
+    if args.action == "sync":
+        for path in notebooks.sync():
+            print(f"wrote {path}")
+        return 0
+    found = notebooks.check()
+    for problem in found:
+        print(problem, file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The data stage's tables (in the shape of the Qilin-Med paper's Tables 1-3) and composition figure.
+
+Built only from the stats that `run_data_stage` computed in this run (results/<profile>/data_stats.json).
+Sizes are characters: the tokenizer does not exist yet at this stage, and the paper's own unit is bytes.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import plots
+from ..paths import figures_dir, tables_dir
+from ..reporting import write_table
+
+CAPTIONS = {
+    "table1_chimed_cpt": "ChiMed-CPT composition after deduplication (paper Table 1 shape)",
+    "table2_chimed_sft": "ChiMed-SFT composition after deduplication (paper Table 2 shape)",
+    "table3_chimed_dpo": "ChiMed-DPO composition after deduplication (paper Table 3 shape)",
+    "data_sources": "Records per source: loaded, skipped as malformed or missing, removed as duplicates",
+    "eval_sets": "Evaluation sets built by the data stage",
+}
+
+
+def _corpus_frame(stats: dict, corpus: str, columns: list[str]) -> pd.DataFrame:
+    rows = stats["corpora"][corpus]["rows"]
+    total = max(stats["corpora"][corpus]["chars"], 1)
+    frame = pd.DataFrame([dict(zip(columns, r["group"]), records=r["records"], chars=r["chars"],
+                               share_pct=round(100 * r["chars"] / total, 2)) for r in rows],
+                         columns=columns + ["records", "chars", "share_pct"])
+    total_row = {c: "" for c in columns} | {columns[0]: "total", "records": int(frame["records"].sum()),
+                                             "chars": int(frame["chars"].sum()), "share_pct": 100.0}
+    return pd.concat([frame, pd.DataFrame([total_row])], ignore_index=True)
+
+
+def source_frame(stats: dict) -> pd.DataFrame:
+    removed: dict[str, dict[str, int]] = {}
+    for report in stats["dedup"].values():
+        for source, counts in report["per_source"].items():
+            slot = removed.setdefault(source, {"exact_removed": 0, "near_removed": 0, "kept": 0})
+            for key in slot:
+                slot[key] += counts[key]
+    rows = []
+    for src in stats["sources"]:
+        name = src["source"]
+        reasons = "; ".join(f"{k} ({v})" for k, v in sorted(src["skip_reasons"].items()))
+        rows.append({"source": name, "loaded": src["loaded"], "skipped": src["skipped"],
+                     "skip_reasons": reasons or "-", **removed.pop(name, {})})
+    for name, counts in sorted(removed.items()):  # corpora whose records carry finer source tags
+        rows.append({"source": name, "loaded": "", "skipped": "", "skip_reasons": "", **counts})
+    return pd.DataFrame(rows).fillna(0)
+
+
+def data_tables(stats: dict) -> dict[str, pd.DataFrame]:
+    return {
+        "table1_chimed_cpt": _corpus_frame(stats, "cpt", ["subset", "source"]),
+        "table2_chimed_sft": _corpus_frame(stats, "sft", ["category", "turns", "source"]),
+        "table3_chimed_dpo": _corpus_frame(stats, "dpo", ["source"]),
+        "data_sources": source_frame(stats),
+        "eval_sets": pd.DataFrame(sorted(stats["eval_sets"].items()), columns=["eval_set", "items"]),
+    }
+
+
+def write_data_tables(stats: dict, profile: str) -> dict[str, pd.DataFrame]:
+    tables = data_tables(stats)
+    for name, frame in tables.items():
+        write_table(frame, tables_dir(profile), name, CAPTIONS[name])
+    return tables
+
+
+def composition_figure(stats: dict, profile: str):
+    """Characters per corpus, stacked by CPT subset / SFT category+turns / DPO source."""
+    groups = {}
+    for corpus in ("cpt", "sft", "dpo"):
+        parts: dict[str, float] = {}
+        for row in stats["corpora"][corpus]["rows"]:
+            label = f"{corpus}:{'/'.join(row['group'][:2] if corpus != 'dpo' else row['group'][:1])}"
+            parts[label] = parts.get(label, 0.0) + row["chars"] / 1e3
+        groups[f"ChiMed-{corpus.upper()}"] = parts
+    fig, _ = plots.stacked_bars(groups, f"ChiMed composition ({profile} profile)", "thousand characters")
+    return plots.save(fig, figures_dir(profile), "data_composition")

@@ -1,0 +1,61 @@
+"""The artifact cache: keyed by config and inputs, complete only when fully written, atomic on failure."""
+
+import json
+
+import pytest
+
+from qilin_lib.cache import StageArtifact, atomic_write_json, hash_obj
+
+
+def test_key_depends_on_config_and_inputs(tmp_path):
+    a = StageArtifact("tiny", "data", {"x": 1}, {"kb": "h1"}, root=tmp_path)
+    assert a.key == StageArtifact("tiny", "data", {"x": 1}, {"kb": "h1"}, root=tmp_path).key
+    assert a.key != StageArtifact("tiny", "data", {"x": 2}, {"kb": "h1"}, root=tmp_path).key
+    assert a.key != StageArtifact("tiny", "data", {"x": 1}, {"kb": "h2"}, root=tmp_path).key
+    assert a.key != StageArtifact("tiny", "sft", {"x": 1}, {"kb": "h1"}, root=tmp_path).key
+
+
+def test_complete_only_after_writing_finishes(tmp_path):
+    art = StageArtifact("tiny", "data", {"x": 1}, root=tmp_path)
+    assert not art.complete
+    with art.writing() as out:
+        (out / "a.txt").write_text("hello", encoding="utf-8")
+        assert not art.complete and not art.path.exists()
+    assert art.complete
+    manifest = art.manifest
+    assert manifest["files"]["a.txt"]["bytes"] == 5
+    assert manifest["output_hash"] == hash_obj(manifest["files"])
+
+
+def test_failure_leaves_nothing_behind(tmp_path):
+    art = StageArtifact("tiny", "data", {"x": 1}, root=tmp_path)
+    with pytest.raises(RuntimeError):
+        with art.writing() as out:
+            (out / "half.txt").write_text("half", encoding="utf-8")
+            raise RuntimeError("crash mid-write")
+    assert not art.complete and not art.path.exists()
+    assert list(tmp_path.iterdir()) == []  # no temp directory either
+
+
+def test_forced_rebuild_replaces_the_old_artifact(tmp_path):
+    art = StageArtifact("tiny", "data", {"x": 1}, root=tmp_path)
+    with art.writing() as out:
+        (out / "old.txt").write_text("old", encoding="utf-8")
+    with art.writing() as out:
+        (out / "new.txt").write_text("new", encoding="utf-8")
+    assert sorted(p.name for p in art.path.iterdir()) == ["manifest.json", "new.txt"]
+
+
+def test_a_directory_without_a_complete_manifest_is_not_complete(tmp_path):
+    art = StageArtifact("tiny", "data", {"x": 1}, root=tmp_path)
+    art.path.mkdir(parents=True)
+    (art.path / "manifest.json").write_text(json.dumps({"complete": False}), encoding="utf-8")
+    assert not art.complete
+    (art.path / "manifest.json").write_text("{truncated", encoding="utf-8")
+    assert not art.complete
+
+
+def test_atomic_write_json_roundtrip(tmp_path):
+    path = atomic_write_json(tmp_path / "sub" / "r.json", {"b": 1, "a": "中文"})
+    assert json.loads(path.read_text("utf-8")) == {"a": "中文", "b": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
