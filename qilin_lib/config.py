@@ -27,32 +27,59 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------------------------- data
 @dataclass
 class DedupConfig:
-    """Lee et al. 2022: exact duplicates after normalisation + MinHash LSH near-duplicates (char 5-grams)."""
+    """Lee et al. 2022: exact duplicates after normalisation + MinHash LSH near-duplicates (char 5-grams).
+
+    See qilin_lib.data.dedup for the normalisation and the algorithm; benchmarks/bench_dedup.py measures
+    these defaults on ~20 MB of real medical text with planted copies (5-15% of characters edited).
+    """
     exact: bool = True
     near: bool = True
     ngram: int = 5
     num_perm: int = 128
-    # Banding threshold is deliberately low (see qilin_lib.data.dedup): edits destroy up to `ngram`
-    # shingles each, so 5-15% edited copies sit well below Jaccard 0.8. Candidates are then verified.
-    lsh_threshold: float = 0.5
-    verify_threshold: float = 0.7
-    min_chars: int = 20
+    # Banding threshold is deliberately low: edits destroy up to `ngram` shingles each, so 5-15% edited
+    # copies sit far below Jaccard 0.8 (15% random substitutions: ~0.28). 0.1 gives 64 bands x 2 rows
+    # (datasketch's optimal_param): P(candidate) = 1-(1-J^2)^64 = 0.98 at J 0.25, 0.9996 at J 0.35.
+    lsh_threshold: float = 0.1
+    bands: int = 0                   # 0 = chosen from lsh_threshold; set both bands and rows to override
+    rows: int = 0
+    # A candidate pair is a near duplicate when its estimated 5-gram Jaccard >= verify_threshold (the
+    # lowest 1% of 15%-edited copies sit near 0.25) AND its estimated character-multiset Jaccard >=
+    # char_threshold. 0.667 = 0.8 / 1.2 is implied by Lee et al.'s EditSim >= 0.8, so it only rejects
+    # pairs their criterion rejects too: documents that share a template but differ in content.
+    verify_threshold: float = 0.2
+    char_perm: int = 128             # MinHash size of the character-multiset signature (0 = no such test)
+    char_threshold: float = 0.667
+    max_bucket: int = 64             # at most this many (earliest) kept documents per LSH bucket
+    min_chars: int = 20              # shorter documents (normalised chars) are only exact-deduplicated
+    batch_size: int = 2000           # streaming batch: documents ...
+    batch_chars: int = 1_000_000     # ... or characters, whichever comes first (bounds working memory)
     seed: int = 1
 
 
 @dataclass
 class TinyDataConfig:
-    """Sizes of the corpora generated from the tiny knowledge base (DESIGN.md section 3)."""
+    """Sizes of the corpora generated from the tiny knowledge base (DESIGN.md section 3).
+
+    The knowledge base (qilin_lib/data/kb/tiny_kb.json) holds 100 diseases; the three groups must fit in it.
+    """
     n_dcpt_diseases: int = 60        # taught by the DCPT corpus, evaluated
-    n_sft_diseases: int = 20         # taught by DCPT and used for SFT items
+    n_sft_diseases: int = 20         # taught by DCPT and used for SFT / DPO-train items
     n_control_diseases: int = 20     # never mentioned by any training text
     restatements_per_fact: int = 24  # per epoch; x ~2.5 DCPT epochs = 50-80 exposures per fact
-    n_cmexam_items: int = 300
-    n_ceval_items: int = 120
-    n_qa_test: int = 120
-    n_dpo_train: int = 400
-    n_dpo_heldout: int = 100
-    n_general_sft: int = 60
+    # share of the restatement rounds written as KG passages / encyclopedia text / QA text / dialogues
+    cpt_mix: dict = field(default_factory=lambda: {"kg": 0.3, "text": 0.3, "qa": 0.2, "dialogue": 0.2})
+    n_cmexam_items: int = 300        # 5 options; dcpt and control diseases in proportion to their counts
+    n_ceval_dev: int = 5             # the 5 dev shots (4 options, with explanation)
+    n_ceval_items: int = 120         # C-Eval-style val items (4 options, question ends with ____)
+    n_qa_test: int = 120             # Huatuo-style open QA test pairs
+    n_probe_texts: int = 240         # held-out statements for perplexity (taught vs control)
+    n_sft_single: int = 400          # single-turn medical SFT items, the MCQ items below included
+    n_sft_mcq: int = 100             # exam-style MCQ items (answer + explanation) among n_sft_single
+    n_sft_multi: int = 150           # 2-3 turn medical conversations
+    n_general_sft: int = 60          # greetings, arithmetic, unit conversion, simple instructions
+    n_dpo_train: int = 400           # about sft diseases
+    n_dpo_heldout: int = 100         # about dcpt diseases, prompt wordings unused in dpo_train
+    dpo_evasive_fraction: float = 0.3  # share of rejected answers that evade instead of being wrong
 
 
 @dataclass

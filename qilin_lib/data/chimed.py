@@ -21,16 +21,12 @@ from .kg import entity_to_passage
 
 CPT_SUBSETS = ("qa", "text", "kg", "dialogue")
 CORPORA = ("cpt", "sft", "dpo")
-# Which corpora a record kind feeds by default (a source spec's `stage` narrows it).
-DEFAULT_ROUTES = {
-    "cpt": ("cpt",),
-    "qa": ("cpt", "sft"),
-    "mcq": ("cpt", "sft"),
-    "kg": ("cpt",),
-    "sft": ("sft",),
-    "dpo": ("dpo",),
-    "pubmedqa": (),   # evaluation only
-}
+# Which corpora a record kind can feed, and which it feeds unless a source spec's `stage` says otherwise
+# (`stage: all` = every corpus it can feed; dialogues, for instance, go to SFT by default and to the CPT
+# `dialogue` subset too when asked).
+CAN_FEED = {"cpt": ("cpt",), "qa": ("cpt", "sft"), "mcq": ("cpt", "sft"), "kg": ("cpt",),
+            "sft": ("cpt", "sft"), "dpo": ("dpo",), "pubmedqa": ()}
+DEFAULT_ROUTES = CAN_FEED | {"sft": ("sft",)}
 DEFAULT_SUBSET = {"cpt": "text", "qa": "qa", "mcq": "qa", "kg": "kg", "sft": "dialogue"}
 
 
@@ -88,11 +84,15 @@ def route(recs: Iterable[dict], kind: str, spec: dict | None = None) -> dict[str
     (CPT subset, default per kind) and `category` (SFT: general | medical, default medical).
     """
     spec = spec or {}
-    targets = DEFAULT_ROUTES[kind]
-    if spec.get("stage") not in (None, "all"):
-        if spec["stage"] not in targets:
-            raise ValueError(f"source {spec.get('name')!r}: a {kind!r} record cannot feed {spec['stage']!r}")
-        targets = (spec["stage"],)
+    stage = spec.get("stage")
+    if stage is None:
+        targets = DEFAULT_ROUTES[kind]
+    elif stage == "all":
+        targets = CAN_FEED[kind]
+    elif stage in CAN_FEED[kind]:
+        targets = (stage,)
+    else:
+        raise ValueError(f"source {spec.get('name')!r}: a {kind!r} record cannot feed {stage!r}")
     subset = spec.get("subset", DEFAULT_SUBSET.get(kind, "text"))
     if subset not in CPT_SUBSETS:
         raise ValueError(f"source {spec.get('name')!r}: unknown CPT subset {subset!r}")

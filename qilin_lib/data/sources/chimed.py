@@ -1,0 +1,142 @@
+"""ChiMed, Qilin-Med's released data (HF dataset `williamliu/ChiMed`: cpt.txt, sft.jsonl, dpo.json).
+
+No sample of these files was obtainable, so the loaders are DEFENSIVE, accepting every shape that the
+authors' own scripts (adapted from MedicalGPT) read or write:
+- cpt.txt (4.85 GB): plain text, one document per non-empty line. STREAMED line by line from the raw
+  bytes (each line decoded on its own, so one bad line is one bad record); never read whole.
+- sft.jsonl: JSON lines, streamed; a record is ShareGPT `conversations` [{"from", "value"}] (what their
+  SFT script reads), chat `messages` [{"role", "content"}], or Alpaca instruction/input/output (with
+  optional `history` pairs and `system`). A file that is one JSON array is accepted (not streamed).
+- dpo.json: JSON array, JSON lines, or concatenated pretty-printed objects (their create_dpo_data.py
+  appends `json.dumps(indent=4)` objects); prompt = prompt|question|instruction (+ input), chosen =
+  chosen|response_chosen|response_accepted, rejected = rejected|response_rejected.
+Paths go through io.resolve_path, so `hf://datasets/williamliu/ChiMed/cpt.txt` downloads from the hub.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .. import records
+from ._common import (ErrorPolicy, RecordGuard, json_lines, json_records, parse_json_value, render_history,
+                      resolve_path, take)
+from .kg_instruct import alpaca_user
+from .medicalgpt import SHAREGPT_ROLES, sharegpt_messages
+
+HUB_FILES = {"cpt": "hf://datasets/williamliu/ChiMed/cpt.txt",
+             "sft": "hf://datasets/williamliu/ChiMed/sft.jsonl",
+             "dpo": "hf://datasets/williamliu/ChiMed/dpo.json"}
+
+
+def _cpt_records(path, guard: RecordGuard, encoding: str) -> Iterator[dict]:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            record = None
+            with guard.record(f"line {lineno}"):
+                record = records.cpt(raw.decode(encoding).lstrip("\ufeff"), "chimed_cpt")
+            if record is not None:  # yield outside the guard: the consumer's errors are not ours
+                yield record
+
+
+def iter_chimed_cpt_txt(path, *, errors: ErrorPolicy = "raise", encoding: str = "utf-8") -> Iterator[dict]:
+    """Stream CPT records; memory stays flat whatever the file size."""
+    path = resolve_path(path)
+    yield from _cpt_records(path, RecordGuard(path, "chimed_cpt", errors), encoding)
+
+
+def load_chimed_cpt_txt(path, *, errors: ErrorPolicy = "raise", max_records: int = 0,
+                        encoding: str = "utf-8"):
+    path = resolve_path(path)
+    guard, out = RecordGuard(path, "chimed_cpt", errors), []
+    for record in _cpt_records(path, guard, encoding):
+        out.append(record)
+        if take(out, max_records):
+            break
+    return guard.finish(out)
+
+
+def sft_messages(obj: dict) -> list[dict]:
+    """Any of the three SFT shapes -> {"role", "content"} messages (system prompt first if any)."""
+    system = [{"role": "system", "content": obj["system"]}] if str(obj.get("system") or "").strip() else []
+    if "conversations" in obj:
+        return system + sharegpt_messages(obj["conversations"])
+    if "messages" in obj:
+        return system + [{"role": SHAREGPT_ROLES.get(str(m.get("role", "")).lower(), m.get("role")),
+                          "content": m["content"]} for m in obj["messages"]]
+    messages = list(system)
+    for user, assistant in obj.get("history") or []:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return messages + [{"role": "user", "content": alpaca_user(obj)},
+                       {"role": "assistant", "content": obj["output"]}]
+
+
+def _sft_values(path):
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return json_records(path) if head.startswith(b"[") else json_lines(path)
+
+
+def iter_chimed_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0) -> Iterator[dict]:
+    path = resolve_path(path)
+    yield from _sft_records(path, RecordGuard(path, "chimed_sft", errors), max_records)
+
+
+def _sft_records(path, guard: RecordGuard, max_records: int) -> Iterator[dict]:
+    count = 0
+    for ref, value in _sft_values(path):
+        if max_records and count >= max_records:
+            return
+        record = None
+        with guard.record(ref):
+            record = records.sft(sft_messages(parse_json_value(value)), "chimed_sft")
+        if record is not None:
+            count += 1
+            yield record
+
+
+def load_chimed_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
+    path = resolve_path(path)
+    guard = RecordGuard(path, "chimed_sft", errors)
+    return guard.finish(list(_sft_records(path, guard, max_records)))
+
+
+def _first(obj: dict, keys: tuple[str, ...]):
+    for key in keys:
+        if key in obj:
+            return obj[key]
+    raise KeyError("|".join(keys))
+
+
+def _response_text(value) -> str:
+    """A response given as text, as a message, or as a message list (last assistant turn)."""
+    if isinstance(value, list):
+        value = [m for m in value if isinstance(m, dict) and m.get("role") == "assistant"][-1]
+    if isinstance(value, dict):
+        value = value["content"]
+    return value
+
+
+def dpo_triplet(obj: dict, source: str = "chimed_dpo") -> dict:
+    key = next((k for k in ("prompt", "question", "instruction") if k in obj), None)
+    if key is None:
+        raise KeyError("prompt|question|instruction")
+    prompt = alpaca_user(obj, key)
+    earlier = render_history(obj.get("history"))
+    if earlier:
+        prompt = f"{earlier}\n用户：{prompt}"
+    chosen = _response_text(_first(obj, ("chosen", "response_chosen", "response_accepted")))
+    rejected = _response_text(_first(obj, ("rejected", "response_rejected")))
+    return records.dpo(prompt, chosen, rejected, source)
+
+
+def load_chimed_dpo_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
+    path = resolve_path(path)
+    guard, out = RecordGuard(path, "chimed_dpo", errors), []
+    for ref, value in json_records(path):
+        if take(out, max_records):
+            break
+        with guard.record(ref):
+            out.append(dpo_triplet(parse_json_value(value)))
+    return guard.finish(out)

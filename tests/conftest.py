@@ -1,0 +1,18 @@
+"""Shared fixtures. `shared_data`: the real dataset samples in ../shared/data (read-only, never copied)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of ../shared/data next to the checkout ($QILIN_SHARED_DATA overrides); skips when absent."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    path = Path(os.environ.get("QILIN_SHARED_DATA") or default)
+    if not path.is_dir():
+        pytest.skip("../shared/data (real dataset samples) is absent on this machine")
+    return path
