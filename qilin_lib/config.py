@@ -42,17 +42,30 @@ class DedupConfig:
     lsh_threshold: float = 0.1
     bands: int = 0                   # 0 = chosen from lsh_threshold; set both bands and rows to override
     rows: int = 0
-    # A candidate pair is a near duplicate when its estimated 5-gram Jaccard >= verify_threshold (the
-    # lowest 1% of 15%-edited copies sit near 0.25) AND its estimated character-multiset Jaccard >=
-    # char_threshold. 0.667 = 0.8 / 1.2 is implied by Lee et al.'s EditSim >= 0.8, so it only rejects
-    # pairs their criterion rejects too: documents that share a template but differ in content.
-    verify_threshold: float = 0.2
-    char_perm: int = 128             # MinHash size of the character-multiset signature (0 = no such test)
-    char_threshold: float = 0.667
-    max_bucket: int = 64             # at most this many (earliest) kept documents per LSH bucket
+    # A candidate pair is a near duplicate when all three estimates pass (see qilin_lib.data.dedup):
+    # - 5-gram Jaccard >= verify_threshold (short copies with 15% edits go down to ~0.17; the banding
+    #   above is then the limit: P(candidate) = 0.77 at J 0.15, 0.93 at J 0.2);
+    # - order: the Jaccard of 5-grams tagged with their relative position (`order_buckets` slices of
+    #   the text) >= order_ratio x the 5-gram Jaccard. Edited copies keep 85-100% of it; texts whose
+    #   sentences are the same but reordered (restatements, like the tiny profile's corpus) keep ~1/8;
+    # - characters: multiset Jaccard of the characters >= char_threshold. EditSim >= s implies
+    #   multiset Jaccard >= s / (2 - s): 0.75 <=> EditSim 0.857 for pure substitutions, ~0.78 for an
+    #   even mix of substitutions/insertions/deletions (Lee et al.'s EditSim > 0.8 alone would allow
+    #   0.667). It rejects documents that share a template but differ in content.
+    # 0 disables a test. The two sketches use `sketch_bins` one-permutation MinHash bins each.
+    verify_threshold: float = 0.15
+    order_ratio: float = 0.5
+    order_buckets: int = 8
+    char_threshold: float = 0.75
+    sketch_bins: int = 128
+    # Bounds for documents that share boilerplate with many others: read at most max_bucket (the
+    # earliest) kept documents per LSH bucket, and verify at most max_candidates per document (those
+    # sharing the most bands).
+    max_bucket: int = 16
+    max_candidates: int = 32
     min_chars: int = 20              # shorter documents (normalised chars) are only exact-deduplicated
     batch_size: int = 2000           # streaming batch: documents ...
-    batch_chars: int = 1_000_000     # ... or characters, whichever comes first (bounds working memory)
+    batch_chars: int = 500_000       # ... or characters, whichever comes first (bounds working memory)
     seed: int = 1
 
 

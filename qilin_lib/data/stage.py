@@ -133,8 +133,14 @@ def run_data_stage(cfg: ProfileConfig, force: bool = False, progress: bool = Tru
         args = (cfg,) if collect is _tiny_inputs else (cfg, progress)
         routed, evals, load_stats, metadata = collect(*args)
         with art.writing() as out:
-            stats = _dedup_and_save(routed, evals, out, cfg, progress)
+            stats, kept_cpt = _dedup_and_save(routed, evals, out, cfg, progress)
             stats.update(profile=cfg.name, generator=cfg.data.generator, sources=load_stats, **metadata)
+            if "tiny" in stats:  # what DCPT will really see: exposures counted after deduplication
+                from .tiny import count_exposures
+
+                groups = stats["tiny"]["groups"]
+                stats["tiny"]["exposures_per_fact_per_epoch_after_dedup"] = count_exposures(
+                    kept_cpt, groups["dcpt"] + groups["sft"])
             stats["build_seconds"] = round(time.perf_counter() - start, 2)
             (out / STATS_FILE).write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
     stats = json.loads((art.path / STATS_FILE).read_text("utf-8"))
@@ -144,11 +150,15 @@ def run_data_stage(cfg: ProfileConfig, force: bool = False, progress: bool = Tru
 
 
 def _without_timing(stats: dict) -> dict:
-    """The committed stats hold only what a rerun reproduces exactly; wall time goes elsewhere."""
-    return {k: v for k, v in stats.items() if k != "build_seconds"}
+    """The committed stats hold only what a rerun reproduces exactly; wall times stay in the artifact."""
+    out = {k: v for k, v in stats.items() if k != "build_seconds"}
+    out["dedup"] = {corpus: {k: v for k, v in report.items() if k != "seconds"}
+                    for corpus, report in stats["dedup"].items()}
+    return out
 
 
-def _dedup_and_save(routed: dict, evals: dict, out: Path, cfg: ProfileConfig, progress: bool) -> dict:
+def _dedup_and_save(routed: dict, evals: dict, out: Path, cfg: ProfileConfig,
+                    progress: bool) -> tuple[dict, list[dict]]:
     from datasets import Dataset
 
     corpora, dedup = {}, {}
@@ -160,10 +170,11 @@ def _dedup_and_save(routed: dict, evals: dict, out: Path, cfg: ProfileConfig, pr
         _save(Dataset, kept, out / f"chimed_{corpus}")
     for name, recs in evals.items():
         _save(Dataset, recs, out / "eval" / name)
-    return {"corpora": {c: corpus_stats(c, recs) for c, recs in corpora.items()},
-            "eval_sets": {name: len(recs) for name, recs in evals.items()},
-            "dedup": dedup,
-            "content_hash": hash_obj({c: [hash_obj(r) for r in recs] for c, recs in corpora.items()})}
+    stats = {"corpora": {c: corpus_stats(c, recs) for c, recs in corpora.items()},
+             "eval_sets": {name: len(recs) for name, recs in evals.items()},
+             "dedup": dedup,
+             "content_hash": hash_obj({c: [hash_obj(r) for r in recs] for c, recs in corpora.items()})}
+    return stats, corpora["cpt"]
 
 
 def _save(Dataset, recs: list[dict], path: Path) -> None:

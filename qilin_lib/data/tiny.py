@@ -595,6 +595,11 @@ def _exposures(cpt_records: list[dict], kb: _KB, taught: list[str]) -> dict:
             "untaught_disease_mentions": untaught}
 
 
+def count_exposures(cpt_records: list[dict], taught: list[str], kb_path: str | None = None) -> dict:
+    """Exposures per fact in a (possibly deduplicated) CPT corpus: what the DCPT model actually sees."""
+    return _exposures(cpt_records, _KB(kg.kb_entities(kb_path)), taught)
+
+
 def generate_tiny_corpora(config: TinyDataConfig | None = None, seed: int = 42,
                           kb_path: str | None = None) -> TinyCorpora:
     """All tiny-profile corpora from the knowledge base; same config and seed -> identical output."""

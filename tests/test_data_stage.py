@@ -1,0 +1,131 @@
+"""The data stage end to end: tiny profile, the sources path on real samples, caching, notebook 01."""
+
+import json
+
+import pytest
+
+from qilin_lib.config import load_config
+from qilin_lib.data.errors import DataFormatError
+from qilin_lib.data.stage import data_artifact, load_corpus, run_data_stage
+from qilin_lib.data.tables import data_tables, write_data_tables
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Results, figures and artifacts go to a temporary root, never into the checkout."""
+    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
+    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_result(sandbox):
+    return run_data_stage(load_config("tiny"), progress=False)
+
+
+def test_tiny_stage_builds_all_three_corpora_and_eval_sets(tiny_result, sandbox):
+    stats = tiny_result.stats
+    assert not tiny_result.reused
+    cpt_subsets = {row["group"][0] for row in stats["corpora"]["cpt"]["rows"]}
+    assert cpt_subsets == {"qa", "text", "kg", "dialogue"}
+    sft_groups = {tuple(row["group"][:2]) for row in stats["corpora"]["sft"]["rows"]}
+    assert {("medical", "single"), ("medical", "multi"), ("general", "single")} <= sft_groups
+    assert stats["corpora"]["dpo"]["records"] > 0
+    assert set(stats["eval_sets"]) == {"cmexam", "ceval_dev", "ceval_val", "qa", "dpo_heldout", "probe_texts"}
+    for corpus in ("cpt", "sft", "dpo"):
+        report = stats["dedup"][corpus]
+        assert report["kept"] == stats["corpora"][corpus]["records"]
+    written = json.loads((sandbox / "results" / "tiny" / "data_stats.json").read_text("utf-8"))
+    assert written["corpora"] == stats["corpora"] and "build_seconds" not in written
+
+
+def test_corpora_load_back_as_datasets(tiny_result):
+    cfg = load_config("tiny")
+    cpt = load_corpus(cfg, "cpt")
+    assert len(cpt) == tiny_result.stats["corpora"]["cpt"]["records"]
+    assert {"text", "source", "subset"} <= set(cpt.column_names)
+    sft = load_corpus(cfg, "sft")
+    assert sft[0]["messages"][-1]["role"] == "assistant"
+    cmexam = load_corpus(cfg, "eval/cmexam")
+    assert len(cmexam) == tiny_result.stats["eval_sets"]["cmexam"]
+
+
+def test_second_run_reuses_the_cache_and_force_rebuilds_identically(tiny_result):
+    cfg = load_config("tiny")
+    again = run_data_stage(cfg, progress=False)
+    assert again.reused and again.path == tiny_result.path
+    forced = run_data_stage(cfg, force=True, progress=False)
+    assert not forced.reused
+    assert forced.stats["content_hash"] == tiny_result.stats["content_hash"]  # seeded: same data
+
+
+def test_a_config_change_gets_its_own_artifact(sandbox):
+    a = data_artifact(load_config("tiny"))
+    b = data_artifact(load_config("tiny", {"data.tiny.n_qa_test": 7}))
+    assert a.path != b.path
+
+
+def test_tables_have_totals_and_write_three_formats(tiny_result, sandbox):
+    tables = write_data_tables(tiny_result.stats, "tiny")
+    cpt = tables["table1_chimed_cpt"]
+    assert cpt.iloc[-1]["subset"] == "total"
+    assert cpt.iloc[-1]["records"] == tiny_result.stats["corpora"]["cpt"]["records"]
+    assert abs(cpt.iloc[:-1]["share_pct"].sum() - 100) < 0.1
+    for ext in ("md", "csv", "tex"):
+        assert (sandbox / "results" / "tiny" / "tables" / f"table1_chimed_cpt.{ext}").exists()
+
+
+# ----------------------------------------------------------------------- the sources path, real files
+def _sample_sources(root):
+    return [
+        {"name": "cmexam_val", "loader": "cmexam_csv", "path": str(root / "cmexam/val_from_xlsx.csv")},
+        {"name": "huatuo26m", "loader": "huatuo26m_json", "path": str(root / "huatuo26m_test/huatuo26M_test_sample500.json"), "stage": "cpt"},
+        {"name": "xywy_kg", "loader": "xywy_kg_json", "path": str(root / "medical_kg_xywy/medical_0.json")},
+        {"name": "fever_textbook", "loader": "medicalgpt_pretrain_txt", "path": str(root / "medicalgpt_medical/pretrain/fever.txt")},
+        {"name": "toyhom", "loader": "toyhom_csv", "path": str(root / "toyhom_dialogue/内科_sample3000.csv"), "subset": "dialogue", "stage": "all"},
+        {"name": "cmtmedqa", "loader": "cmtmedqa_json", "path": str(root / "cmtmedqa_test/CMtMedQA_test_sample300.json")},
+        {"name": "medicalgpt_sft", "loader": "medicalgpt_sft_jsonl", "path": str(root / "medicalgpt_medical/sft/medical_sft_1K_format.jsonl")},
+        {"name": "medicalgpt_reward", "loader": "medicalgpt_reward_jsonl", "path": str(root / "medicalgpt_medical/reward/test.json")},
+        {"name": "pubmedqa", "loader": "pubmedqa_json", "path": str(root / "pubmedqa/pqal_trainval.json")},
+    ]
+
+
+def test_sources_path_builds_chimed_from_real_samples(shared_data, sandbox):
+    cfg = load_config("tiny", {"data.generator": "sources", "data.errors": "skip",
+                               "data.max_records_per_source": 400, "data.sources": _sample_sources(shared_data)})
+    stats = run_data_stage(cfg, progress=False).stats
+    cpt_rows = {tuple(r["group"]): r["records"] for r in stats["corpora"]["cpt"]["rows"]}
+    assert {s for s, _ in cpt_rows} == {"qa", "text", "kg", "dialogue"}
+    assert cpt_rows[("kg", "xywy_kg")] > 300  # every disease entity became one passage
+    sft_turns = {tuple(r["group"][1:]) for r in stats["corpora"]["sft"]["rows"]}
+    assert ("multi", "cmtmedqa") in sft_turns and ("single", "toyhom") in sft_turns
+    assert stats["eval_sets"] == {"pubmedqa": 400}
+    by_source = {s["source"]: s for s in stats["sources"]}
+    assert by_source["cmexam_val"]["loaded"] == 400
+    assert stats["corpora"]["dpo"]["records"] <= 100
+    frames = data_tables(stats)
+    assert set(frames["data_sources"]["source"]) >= set(by_source)
+
+
+def test_sources_path_names_the_bad_file_and_record(sandbox, tmp_path):
+    bad = tmp_path / "reward.json"
+    bad.write_text('{"question": "q", "response_chosen": "a", "response_rejected": "b"}\n{"question": \n',
+                   encoding="utf-8")
+    spec = [{"name": "reward", "loader": "medicalgpt_reward_jsonl", "path": str(bad)}]
+    cfg = load_config("tiny", {"data.generator": "sources", "data.sources": spec})
+    with pytest.raises(DataFormatError, match=r"reward\.json: record line 2"):
+        run_data_stage(cfg, progress=False)
+    assert not data_artifact(cfg).complete  # nothing half-written marked complete
+
+
+# ---------------------------------------------------------------------------------- notebook 01
+@pytest.mark.slow
+def test_notebook_01_runs_headless_through_papermill(sandbox):
+    from qilin_lib.paths import PACKAGE_DIR
+    from qilin_lib.reproduce import run_notebooks
+
+    runs = run_notebooks("tiny", only=["01"], progress=False, notebooks=PACKAGE_DIR.parent / "notebooks")
+    assert [r.name for r in runs] == ["01_data"]
+    assert (sandbox / "results" / "tiny" / "notebooks" / "01_data.ipynb").exists()
+    assert (sandbox / "results" / "tiny" / "tables" / "table1_chimed_cpt.md").exists()
+    assert (sandbox / "figures" / "tiny" / "data_composition.png").exists()
