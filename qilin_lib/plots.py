@@ -46,5 +46,5 @@ def stacked_bars(groups: dict[str, dict[str, float]], title: str, ylabel: str):
         bottoms = [b + v for b, v in zip(bottoms, values)]
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig, ax

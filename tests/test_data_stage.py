@@ -129,3 +129,31 @@ def test_notebook_01_runs_headless_through_papermill(sandbox):
     assert (sandbox / "results" / "tiny" / "notebooks" / "01_data.ipynb").exists()
     assert (sandbox / "results" / "tiny" / "tables" / "table1_chimed_cpt.md").exists()
     assert (sandbox / "figures" / "tiny" / "data_composition.png").exists()
+
+
+# ------------------------------------------------- the paper profile's hub path, with tiny stand-ins
+def test_paper_profile_reads_chimed_through_the_hub_code_path(sandbox, tmp_path, monkeypatch):
+    """`paper` names hf://datasets/williamliu/ChiMed/{cpt.txt,sft.jsonl,dpo.json}; the download call is
+    real code, so we intercept only huggingface_hub.hf_hub_download and hand it stand-in files."""
+    import huggingface_hub
+
+    files = {
+        "cpt.txt": "高血压是一种常见的慢性病，主要表现为头晕、头痛。\n\n糖尿病患者应定期监测血糖水平并控制饮食。\n",
+        "sft.jsonl": '{"conversations": [{"from": "human", "value": "发热怎么办？"}, {"from": "gpt", "value": "多喝水，必要时就医。"}]}\n'
+                     '{"conversations": [{"from": "human", "value": "咳嗽吃什么药？"}, {"from": "gpt", "value": "请先明确病因。"}]}\n',
+        "dpo.json": '[{"instruction": "头痛怎么办？", "response_accepted": "注意休息，持续不缓解请就医。", "response_rejected": "不知道。"}]',
+    }
+    calls = []
+
+    def fake_download(repo_id, filename, repo_type, revision=None):
+        calls.append((repo_id, filename, repo_type))
+        path = tmp_path / "hub" / filename
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(files[filename], encoding="utf-8")
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    stats = run_data_stage(load_config("paper"), progress=False).stats
+    assert sorted(calls) == [("williamliu/ChiMed", f, "dataset") for f in ("cpt.txt", "dpo.json", "sft.jsonl")]
+    assert [stats["corpora"][c]["records"] for c in ("cpt", "sft", "dpo")] == [2, 2, 1]
+    assert {s["source"] for s in stats["sources"]} == {"chimed_cpt", "chimed_sft", "chimed_dpo"}

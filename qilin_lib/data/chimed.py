@@ -113,4 +113,6 @@ def dedup_text(record: dict, corpus: str) -> str:
         return record["text"]
     if corpus == "sft":
         return "\n".join(m["content"] for m in record["messages"])
-    return f"{record['prompt']}\n{record['chosen']}"
+    # A preference pair is a duplicate only if all three parts are: the same prompt and chosen answer
+    # with a different rejected answer is a different training signal.
+    return f"{record['prompt']}\n{record['chosen']}\n{record['rejected']}"

@@ -56,8 +56,10 @@ def _tiny_inputs(cfg: ProfileConfig) -> tuple[dict, dict, list[dict], dict]:
     evals = {"cmexam": corpora.eval_cmexam, "ceval_dev": corpora.eval_ceval_dev,
              "ceval_val": corpora.eval_ceval_val, "qa": corpora.eval_qa,
              "dpo_heldout": corpora.dpo_heldout, "probe_texts": corpora.probe_texts}
-    load_stats = [{"source": name, "path": "generated (qilin_lib.data.tiny)", "loaded": n,
-                   "skipped": 0, "skip_reasons": {}} for name, n in corpora.counts().items()]
+    # One row per record source tag, so the per-source table lines up with the dedup counts.
+    generated = Counter(rec["source"] for recs in routed.values() for rec in recs)
+    load_stats = [{"source": tag, "path": "generated (qilin_lib.data.tiny)", "loaded": n, "skipped": 0,
+                   "skip_reasons": {}} for tag, n in sorted(generated.items())]
     return routed, evals, load_stats, {"tiny": corpora.metadata}
 
 
@@ -94,7 +96,11 @@ def input_fingerprints(cfg: ProfileConfig) -> dict[str, str]:
 
         from . import tiny
         kb = resources.files("qilin_lib.data.kb").joinpath("tiny_kb.json").read_bytes()
-        code = Path(tiny.__file__).read_bytes() + Path(chimed.__file__).read_bytes()
+        # Every module of the tiny package (sorted, each with its name), so that editing any template or
+        # builder invalidates the cached corpora, not only an edit of the package's __init__.
+        tiny_code = b"".join(p.name.encode() + b"\0" + p.read_bytes()
+                             for p in sorted(Path(tiny.__file__).parent.glob("*.py")))
+        code = tiny_code + Path(chimed.__file__).read_bytes()
         return {"tiny_kb": hashlib.sha256(kb).hexdigest()[:16], "generator": hashlib.sha256(code).hexdigest()[:16]}
     prints = {}
     for spec in cfg.data.sources:
@@ -193,8 +199,7 @@ def corpus_stats(corpus: str, recs: list[dict]) -> dict:
                  "sft": lambda r: (r.get("category", "medical"), r.get("turns", "single"), r["source"]),
                  "dpo": lambda r: (r["source"],)}[corpus](rec)
         by_group[group] += 1
-        chars[group] += len(chimed.dedup_text(rec, corpus)) if corpus != "dpo" else \
-            len(rec["prompt"]) + len(rec["chosen"]) + len(rec["rejected"])
+        chars[group] += len(chimed.dedup_text(rec, corpus))
     rows = [{"group": list(g), "records": n, "chars": chars[g]} for g, n in sorted(by_group.items())]
     return {"records": len(recs), "chars": sum(chars.values()), "rows": rows}
 

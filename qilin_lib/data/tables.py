@@ -73,7 +73,9 @@ def composition_figure(stats: dict, profile: str):
     for corpus in ("cpt", "sft", "dpo"):
         parts: dict[str, float] = {}
         for row in stats["corpora"][corpus]["rows"]:
-            label = f"{corpus}:{'/'.join(row['group'][:2] if corpus != 'dpo' else row['group'][:1])}"
+            # CPT: subset; SFT: category/turns; DPO: source (the paper's table rows)
+            label = "/".join(row["group"][:1] if corpus != "sft" else row["group"][:2])
+            label = f"{corpus.upper()} {label}"
             parts[label] = parts.get(label, 0.0) + row["chars"] / 1e3
         groups[f"ChiMed-{corpus.upper()}"] = parts
     fig, _ = plots.stacked_bars(groups, f"ChiMed composition ({profile} profile)", "thousand characters")
