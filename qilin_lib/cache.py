@@ -91,7 +91,11 @@ class StageArtifact:
 
     @contextlib.contextmanager
     def writing(self, extra: dict | None = None) -> Iterator[Path]:
-        """Yield a temporary directory; on success it becomes `self.path` with a complete manifest."""
+        """Yield a temporary directory; on success it becomes `self.path` with a complete manifest.
+
+        `extra` is read when the block ends, so a caller can put run facts that must not change the
+        output hash (wall times) into it from inside the block; they land in the manifest only.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"))
         try:

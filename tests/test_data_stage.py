@@ -57,6 +57,9 @@ def test_second_run_reuses_the_cache_and_force_rebuilds_identically(tiny_result)
     forced = run_data_stage(cfg, force=True, progress=False)
     assert not forced.reused
     assert forced.stats["content_hash"] == tiny_result.stats["content_hash"]  # seeded: same data
+    # wall times live in the manifest only, so the hash downstream stages key on is reproducible too
+    assert forced.stats["artifact"]["output_hash"] == tiny_result.stats["artifact"]["output_hash"]
+    assert forced.stats["build_seconds"] > 0
 
 
 def test_a_config_change_gets_its_own_artifact(sandbox):
