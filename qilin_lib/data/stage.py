@@ -163,8 +163,11 @@ def _dedup_and_save(routed: dict, evals: dict, out: Path, cfg: ProfileConfig,
 
     corpora, dedup = {}, {}
     for corpus in chimed.CORPORA:
+        # Preference pairs built from one ranking share prompt and chosen answer and differ in the rejected
+        # one: near-duplicate text, distinct training signal. DPO is therefore deduplicated exactly only.
+        dedup_cfg = dataclasses.replace(cfg.data.dedup, near=False) if corpus == "dpo" else cfg.data.dedup
         kept, report = dedup_records(routed.get(corpus, []), text_key=lambda r, c=corpus: chimed.dedup_text(r, c),
-                                     config=cfg.data.dedup, progress=progress)
+                                     config=dedup_cfg, progress=progress)
         dedup[corpus] = report.as_dict()
         corpora[corpus] = kept
         _save(Dataset, kept, out / f"chimed_{corpus}")

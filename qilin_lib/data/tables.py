@@ -16,7 +16,9 @@ CAPTIONS = {
     "table1_chimed_cpt": "ChiMed-CPT composition after deduplication (paper Table 1 shape)",
     "table2_chimed_sft": "ChiMed-SFT composition after deduplication (paper Table 2 shape)",
     "table3_chimed_dpo": "ChiMed-DPO composition after deduplication (paper Table 3 shape)",
-    "data_sources": "Records per source: loaded, skipped as malformed or missing, removed as duplicates",
+    "data_sources": ("Records per source: loaded, skipped as malformed or missing, removed as duplicates; "
+                     "removed/kept are summed over the corpora a source feeds (an exam item feeds CPT and SFT); "
+                     "DPO is deduplicated on exact triplets only"),
     "eval_sets": "Evaluation sets built by the data stage",
 }
 
