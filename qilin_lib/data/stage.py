@@ -86,29 +86,25 @@ def _source_inputs(cfg: ProfileConfig, progress: bool) -> tuple[dict, dict, list
 
 
 def input_fingerprints(cfg: ProfileConfig) -> dict[str, str]:
-    """What the data artifact's key depends on besides the config: the content of its inputs.
+    """What the data artifact's key depends on besides the config: the inputs and the code that reads them.
 
-    Local files: size + SHA-256 of the first and last 4 MiB (a full hash of a 5 GB corpus costs more
-    than the stage it guards). Hub files: the spec itself (the hub pins revisions, not us).
+    Code: every module of qilin_lib/data (loaders, generators, dedup, this stage), so a fix anywhere in
+    the data path rebuilds the corpora instead of silently reusing stale ones. Local files: size +
+    SHA-256 of the first and last 4 MiB (a full hash of a 5 GB corpus costs more than the stage it
+    guards). Hub files: the spec itself (the hub pins revisions, not us).
     """
+    data_dir = Path(__file__).parent
+    code = b"".join(str(p.relative_to(data_dir)).encode() + b"\0" + p.read_bytes()
+                    for p in sorted(data_dir.rglob("*.py")))
+    prints = {"code": hashlib.sha256(code).hexdigest()[:16]}
     if cfg.data.generator == "tiny_kb":
         from importlib import resources
 
-        from . import tiny
         kb = resources.files("qilin_lib.data.kb").joinpath("tiny_kb.json").read_bytes()
-        # Every module of the tiny package (sorted, each with its name), so that editing any template or
-        # builder invalidates the cached corpora, not only an edit of the package's __init__.
-        tiny_code = b"".join(p.name.encode() + b"\0" + p.read_bytes()
-                             for p in sorted(Path(tiny.__file__).parent.glob("*.py")))
-        code = tiny_code + Path(chimed.__file__).read_bytes()
-        return {"tiny_kb": hashlib.sha256(kb).hexdigest()[:16], "generator": hashlib.sha256(code).hexdigest()[:16]}
-    prints = {}
+        return prints | {"tiny_kb": hashlib.sha256(kb).hexdigest()[:16]}
     for spec in cfg.data.sources:
         path = str(spec["path"])
-        if path.startswith(HUB_PREFIX):
-            prints[spec["name"]] = path
-            continue
-        prints[spec["name"]] = _file_fingerprint(Path(path).expanduser())
+        prints[spec["name"]] = path if path.startswith(HUB_PREFIX) else _file_fingerprint(Path(path).expanduser())
     return prints
 
 
