@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--force", action="store_true")
     data.add_argument("--set", type=_param, action="append", default=[], help="config override a.b=value")
 
+    from .train.launch import LAUNCHERS, add_stage_arguments
+
+    train = sub.add_parser("train", help="run one training stage, on several processes when asked (or GPUs)")
+    add_stage_arguments(train)
+    train.add_argument("--launcher", choices=LAUNCHERS, default="auto",
+                       help="auto: in-process on <= 1 GPU, accelerate on several GPUs, torchrun for CPU processes")
+    train.add_argument("--nproc", type=int, help="processes to start (default: one per visible GPU)")
+
     nbs = sub.add_parser("notebooks", help="keep the jupytext pairs in sync")
     nbs.add_argument("action", choices=["sync", "check"])
     return parser
@@ -63,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         write_data_tables(result.stats, cfg.name)
         composition_figure(result.stats, cfg.name)
         print(f"[qilin] data stage {'reused' if result.reused else 'built'}: {result.path}")
+        return 0
+    if args.command == "train":
+        from .train.launch import LaunchFailed, run_or_launch
+
+        try:
+            run = run_or_launch(args.stage, args.profile, dict(args.set), args.force, not args.no_progress,
+                                nproc=args.nproc, launcher=args.launcher)
+        except LaunchFailed as err:
+            print(f"[qilin] FAILED: {err}", file=sys.stderr)
+            return err.code or 1
+        world = run.metrics.get("provenance", {}).get("world_size", 1)
+        print(f"[qilin] {args.stage} {'reused' if run.reused else 'trained'} (world size {world}): {run.path}")
         return 0
     from . import notebooks
 

@@ -1,0 +1,146 @@
+"""What the three training stages share: TrainingArguments from a profile, checkpoint/resume, the
+stage artifact, and the results JSON + loss curve every stage writes.
+
+Layout per stage (key = hash of the stage config and its inputs' hashes):
+    artifacts/<profile>/<stage>-<key>/        the final model/adapter, complete only when fully written
+    artifacts/<profile>/<stage>-<key>.work/   Trainer checkpoints while training (resume reads these)
+A run that finds the complete artifact reuses it; one that finds checkpoints resumes from the last
+complete one; the work directory is deleted once the final artifact is in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..cache import StageArtifact, atomic_write_json
+from ..config import ProfileConfig, StageConfig
+from ..paths import PACKAGE_DIR, figures_dir, results_dir
+from ..reporting import provenance
+
+STAGES = ("dcpt", "sft", "dpo")
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class StageRun:
+    """What a stage returns: where its model is, what it measured, whether it was reused."""
+    stage: str
+    path: Path
+    metrics: dict
+    reused: bool
+
+
+def stage_artifact(cfg: ProfileConfig, stage: str, inputs: dict[str, str]) -> StageArtifact:
+    config = {"stage": dataclasses.asdict(getattr(cfg, stage)), "model": dataclasses.asdict(cfg.model),
+              "seed": cfg.seed}
+    return StageArtifact(cfg.name, stage, config=config, inputs=inputs)
+
+
+def work_dir(art: StageArtifact) -> Path:
+    return art.path.with_name(art.path.name + ".work")
+
+
+def last_complete_checkpoint(directory: str | Path) -> str | None:
+    """The newest checkpoint-N that holds trainer_state.json, which the Trainer writes after the weights
+    and optimizer state: a checkpoint interrupted mid-save is skipped rather than resumed from."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    found = sorted(((int(m.group(1)), p) for p in directory.iterdir()
+                    if p.is_dir() and (m := _CHECKPOINT.match(p.name))), reverse=True)
+    return next((str(p) for _, p in found if (p / "trainer_state.json").exists()), None)
+
+
+def deepspeed_config_path(name: str) -> str | None:
+    """A DeepSpeed config shipped with the package (`zero2` -> qilin_lib/configs/deepspeed_zero2.json)."""
+    if not name:
+        return None
+    path = PACKAGE_DIR / "configs" / f"deepspeed_{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no shipped DeepSpeed config named {name!r}")
+    return str(path)
+
+
+def training_kwargs(cfg: ProfileConfig, stage: str, output_dir: str | Path, progress: bool = True) -> dict:
+    """TrainingArguments keywords (valid for SFTConfig/DPOConfig too) from the profile's stage section."""
+    sc: StageConfig = getattr(cfg, stage)
+    on_gpu = torch.cuda.is_available()
+    # transformers 5 folded warmup_ratio into warmup_steps: a float in [0, 1) is a ratio of total steps.
+    warmup = sc.warmup_steps if sc.warmup_steps > 0 else float(sc.warmup_ratio)
+    return dict(
+        output_dir=str(output_dir), seed=cfg.seed, data_seed=cfg.seed,
+        per_device_train_batch_size=sc.per_device_batch_size,
+        gradient_accumulation_steps=sc.gradient_accumulation_steps,
+        learning_rate=sc.learning_rate, lr_scheduler_type=sc.lr_scheduler, warmup_steps=warmup,
+        weight_decay=sc.weight_decay, num_train_epochs=sc.epochs, max_steps=sc.max_steps,
+        logging_steps=sc.logging_steps, save_strategy="steps", save_steps=sc.save_steps, save_total_limit=2,
+        bf16=cfg.hardware.bf16 and on_gpu, gradient_checkpointing=sc.gradient_checkpointing and on_gpu,
+        deepspeed=deepspeed_config_path(sc.deepspeed) if on_gpu else None, use_cpu=not on_gpu,
+        report_to="none", disable_tqdm=not progress, dataloader_num_workers=0,
+    )
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def finish_stage(cfg: ProfileConfig, stage: str, art: StageArtifact, trainer, extra: dict) -> dict:
+    """Write results/<profile>/train_<stage>.json (metrics + provenance) and the loss curve figure."""
+    from .. import plots
+
+    args = trainer.args
+    history = trainer.state.log_history
+    losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    metrics = {
+        "stage": stage, "profile": cfg.name, "global_steps": trainer.state.global_step,
+        "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None,
+        "loss_curve": losses, **extra,
+        "provenance": provenance() | {
+            "device": str(args.device), "world_size": args.world_size, "seed": cfg.seed,
+            "effective_global_batch": args.per_device_train_batch_size * args.gradient_accumulation_steps
+            * args.world_size,
+            "artifact_key": art.key, "inputs": art.inputs,
+        },
+    }
+    atomic_write_json(results_dir(cfg.name) / f"train_{stage}.json", metrics)
+    if losses:
+        fig, ax = plots.figure(5, 3)
+        ax.plot(*zip(*losses), color=plots.PALETTE[0])
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"{stage.upper()} loss ({cfg.name})")
+        plots.save(fig, figures_dir(cfg.name), f"loss_{stage}")
+    return metrics
+
+
+def cleanup_work_dir(art: StageArtifact) -> None:
+    shutil.rmtree(work_dir(art), ignore_errors=True)
+
+
+def base_model_dir(cfg: ProfileConfig, force: bool = False) -> Path | str:
+    """The model the first training stage starts from: a hub id / local dir as the profile names it, or,
+    for `model.name_or_path: tiny`, the repo's own tokenizer + untrained Llama built on the data stage's
+    CPT and SFT texts (cached as the `base_model` artifact, keyed by the data artifact's output hash)."""
+    if cfg.model.name_or_path != "tiny":
+        return cfg.model.name_or_path
+    from ..data.stage import data_artifact, load_corpus
+    from ..modeling import tiny_base_model
+
+    data = data_artifact(cfg)
+    if not data.complete:
+        raise FileNotFoundError(f"no complete data artifact for profile {cfg.name!r} at {data.path}: "
+                                "run notebook 01 (or `qilin reproduce --only 01`) first")
+
+    def texts():  # only called on a cache miss
+        yield from load_corpus(cfg, "cpt")["text"]
+        for messages in load_corpus(cfg, "sft")["messages"]:
+            yield from (m["content"] for m in messages)
+
+    return tiny_base_model(cfg, texts=texts, input_hash=data.manifest["output_hash"], force=force)

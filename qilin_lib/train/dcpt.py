@@ -1,0 +1,320 @@
+"""DCPT: domain continued pre-training, the first Qilin-Med stage (notebook 02).
+
+    run = run_dcpt(load_config("tiny"))
+    run.path        # a plain model dir (tokenizer included) that SFT starts from
+    run.metrics     # what results/<profile>/train_dcpt.json holds
+
+Next-token prediction with the transformers Trainer on the ChiMed-CPT corpus packed into blocks of
+`dcpt.block_size` tokens (qilin_lib.data.packing). Full-parameter training by default, as in the paper;
+with `dcpt.lora.enabled` (gpu-small: a 7B model on one GPU) the LoRA adapter is merged into the weights
+before saving, so the next stage always receives a plain model directory.
+
+Caching: the artifact key hashes the stage config, the model config and the hashes of the corpus and the
+base model. Checkpoints go to the artifact's `.work` directory and an interrupted run resumes from the
+newest complete one (optimizer, scheduler, RNG and data position included: the resumed run ends with the
+weights an uninterrupted run would have had). The model is written into the artifact only after training
+ends, through the cache's temporary directory, and the work directory is then deleted.
+
+Tiny profile sanity checks in the metrics (the proper evaluation is notebook 05): perplexity of the data
+stage's held-out probe statements, taught vs control diseases, before and after DCPT; and how many times
+the trained tokens restated each taught fact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from ..cache import atomic_write_json, hash_obj
+from ..config import ProfileConfig
+from ..data import packing
+from ..paths import results_dir
+from .common import (StageRun, base_model_dir, cleanup_work_dir, finish_stage, last_complete_checkpoint,
+                     stage_artifact, training_kwargs, work_dir)
+
+log = logging.getLogger(__name__)
+
+STAGE = "dcpt"
+METRICS_FILE = "train_metrics.json"  # a copy of the stage's metrics inside the artifact (for reuse)
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def default_data(cfg: ProfileConfig):
+    """The data stage's complete artifact (its CPT corpus is DCPT's default input)."""
+    from ..data.stage import data_artifact
+
+    art = data_artifact(cfg)
+    if not art.complete:
+        raise FileNotFoundError(f"no complete data artifact for profile {cfg.name!r} at {art.path}: "
+                                "run notebook 01 (or `qilin reproduce --only 01`) first")
+    return art
+
+
+def corpus_hash(cfg: ProfileConfig, corpus=None) -> str:
+    """The data stage's output hash for the default corpus; else a hash of what was passed."""
+    from datasets import Dataset
+
+    if corpus is None:
+        return default_data(cfg).manifest["output_hash"]
+    if isinstance(corpus, Dataset):
+        return corpus._fingerprint
+    return hash_obj([str(t) for t in corpus])
+
+
+def model_hash(path_or_id: str | Path) -> str:
+    """A cache artifact's output hash; for another local dir its file names/sizes/mtimes (hashing 14 GB
+    of weights costs more than it guards); for a hub id the id itself."""
+    path = Path(path_or_id)
+    manifest = path / "manifest.json"
+    if manifest.exists():
+        return json.loads(manifest.read_text("utf-8"))["output_hash"]
+    if path.is_dir():
+        return hash_obj(sorted((str(p.relative_to(path)), p.stat().st_size, int(p.stat().st_mtime))
+                               for p in path.rglob("*") if p.is_file()))
+    return str(path_or_id)
+
+
+def _texts(corpus):
+    return corpus.select_columns([packing.TEXT]) if hasattr(corpus, "select_columns") else corpus
+
+
+# ----------------------------------------------------------------------------------- sanity checks
+@torch.no_grad()
+def perplexity(model, tokenizer, texts, spans=None, batch_size: int = 32) -> float:
+    """exp(mean per-token NLL) over the tokens of `texts`, or only over those inside `spans` (one
+    (start, end) character range per text). Each text is scored after an EOS, the context every
+    document has in the packed DCPT blocks, so its first token is predicted too."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    enc = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=spans is not None)
+    rows, masks = [], []
+    for i, ids in enumerate(enc["input_ids"]):
+        rows.append([tokenizer.eos_token_id] + ids)
+        if spans is None:
+            masks.append([True] * len(ids))
+        else:
+            lo, hi = spans[i]
+            masks.append([lo <= a and b <= hi for a, b in enc["offset_mapping"][i]])
+    collate = packing.PaddedCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    nll, count = 0.0, 0
+    for i in range(0, len(rows), batch_size):
+        batch = collate([{"input_ids": r} for r in rows[i: i + batch_size]])
+        labels = batch["labels"][:, 1:].clone()
+        for j, mask in enumerate(masks[i: i + batch_size]):
+            labels[j, : len(mask)][~torch.tensor(mask, dtype=torch.bool)] = -100
+        logits = model(input_ids=batch["input_ids"].to(device),
+                       attention_mask=batch["attention_mask"].to(device)).logits.float()
+        nll += float(torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels.to(device),
+                                                       ignore_index=-100, reduction="sum"))
+        count += int((labels != -100).sum())
+    model.train(was_training)
+    return math.exp(nll / count) if count else float("nan")
+
+
+def _fact_span(text: str, values: list[str]) -> tuple[int, int]:
+    """Characters from the first to the end of the last of the disease's field values in `text`."""
+    found = [(text.find(v), text.find(v) + len(v)) for v in values if v and v in text]
+    return (min(a for a, _ in found), max(b for _, b in found)) if found else (0, 0)
+
+
+def probe_perplexity(data_dir: str | Path, model, tokenizer) -> dict | None:
+    """Perplexity of the data stage's held-out probe statements (tiny profile) per group, "taught" vs
+    "control": over the whole statement ("text") and over the stated facts only ("facts": the span of
+    the field's values, which follow the disease name in a wording no training text uses).
+
+    The whole-statement number is dominated by the unseen template wording (about a fifth of its tokens
+    never occur in the training corpus, and training drives their probability down): it rises during
+    DCPT for both groups, and the gap between the groups is what carries the knowledge. The facts-only
+    number isolates it. Returns None when the data stage wrote no probe set (non-tiny profiles)."""
+    from datasets import load_from_disk
+
+    from ..data import kg
+
+    path = Path(data_dir) / "eval" / "probe_texts"
+    if not path.exists():
+        return None
+    probes = load_from_disk(str(path))
+    entities = {e["name"]: e for e in kg.kb_entities()}
+    out: dict = {"text": {}, "facts": {}}
+    for group in sorted(set(probes["group"])):
+        rows = [r for r in probes if r["group"] == group]
+        texts = [r["text"] for r in rows]
+        spans = [_fact_span(r["text"], entities.get(r["disease"], {}).get(r["field"], [])) for r in rows]
+        out["text"][group] = round(perplexity(model, tokenizer, texts), 2)
+        out["facts"][group] = round(perplexity(model, tokenizer, texts, spans=spans), 2)
+    return out
+
+
+def exposures_per_fact(data_dir: str | Path, texts, epochs: float) -> dict | None:
+    """Tiny profile: how often the trained texts (a Dataset with `text`, or strings) restate each taught
+    fact, per epoch and in total (counted in the deduplicated corpus, by the data stage's own counter).
+    None for other profiles (their corpus is never read here)."""
+    from ..data.tiny import count_exposures  # the counter notebook 01 reports
+
+    stats = json.loads((Path(data_dir) / "data_stats.json").read_text("utf-8"))
+    groups = stats.get("tiny", {}).get("groups")
+    if not groups:
+        return None
+    column = texts[packing.TEXT] if hasattr(texts, "column_names") else texts
+    per_epoch = count_exposures([{"text": t} for t in column], groups.get("dcpt", []) + groups.get("sft", []))
+    return {"per_epoch": per_epoch, "epochs": round(epochs, 3),
+            "total_min": round(per_epoch["min"] * epochs, 1), "total_mean": round(per_epoch["mean"] * epochs, 1)}
+
+
+# ------------------------------------------------------------------------------------------- stage
+def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = False, progress: bool = True,
+             callbacks: list | None = None) -> StageRun:
+    """Continue pre-training the base model on the packed CPT corpus; return the stage's model dir.
+
+    corpus: a datasets.Dataset with a `text` column or a list of strings (default: ChiMed-CPT from the
+    data stage). base_model: a model dir or hub id (default: base_model_dir(cfg)). callbacks: extra
+    TrainerCallbacks (the tests interrupt a run with one)."""
+    from peft import get_peft_model
+    from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
+
+    from ..modeling import count_parameters, load_model_and_tokenizer, lora_config
+
+    sc = cfg.dcpt
+    # ---------------------------------------------------------------- setup: inputs, artifact, reuse
+    base = str(base_model if base_model is not None else base_model_dir(cfg))
+    # Resolved once: the data artifact's key follows the generator code, which may change mid-run.
+    data_dir = default_data(cfg).path if corpus is None else None
+    data_hash = corpus_hash(cfg, corpus)
+    art = stage_artifact(cfg, STAGE, inputs={"data": data_hash, "base": model_hash(base)})
+    if art.complete and not force:
+        log.info("reusing DCPT artifact %s", art.path)
+        return StageRun(STAGE, art.path, _publish_reused(cfg, art), reused=True)
+    work = work_dir(art)
+    if force:
+        cleanup_work_dir(art)  # a forced run starts from the base model, not from old checkpoints
+
+    # ---------------------------------------------------------------- model (+ LoRA)
+    set_seed(cfg.seed)  # LoRA init; the Trainer reseeds (args.seed) before training
+    model, tokenizer = load_model_and_tokenizer(cfg.model, base)
+    model.config.use_cache = False
+    max_len = getattr(model.config, "max_position_embeddings", None)
+    if max_len and sc.block_size > max_len:
+        raise ValueError(f"dcpt.block_size {sc.block_size} exceeds the model's max_position_embeddings {max_len}")
+    if sc.lora.enabled:
+        if sc.gradient_checkpointing:
+            model.enable_input_require_grads()  # checkpointed blocks need inputs that require grad
+        model = get_peft_model(model, lora_config(sc.lora))
+    trainable, total = count_parameters(model)
+
+    args = TrainingArguments(**training_kwargs(cfg, STAGE, work, progress), include_num_input_tokens_seen="all")
+
+    # ---------------------------------------------------------------- data: tokenize + pack (streams)
+    if corpus is None:
+        from datasets import load_from_disk
+        texts = load_from_disk(str(data_dir / "chimed_cpt"))
+    else:
+        texts = packing.as_dataset(corpus)
+    with args.main_process_first(desc="pack DCPT corpus"), datasets_progress(progress):
+        tokenized = packing.tokenize_documents(_texts(texts), tokenizer, cache_dir=work / "data")
+        packed = packing.pack_tokenized(tokenized, sc.block_size, cache_dir=work / "data")
+        stats = packing.packing_stats(tokenized, packed, sc.block_size, sc.per_device_batch_size, seed=cfg.seed)
+    if len(packed) == 0:
+        raise ValueError(f"the DCPT corpus holds fewer than block_size={sc.block_size} tokens")
+    log.info("packed %d documents (%d tokens) into %d blocks of %d; real tokens %.4f, coverage %.4f",
+             stats["documents"], stats["corpus_tokens"], stats["blocks"], sc.block_size,
+             stats["packing_efficiency"], stats["token_coverage"])
+
+    probe_before = probe_perplexity(data_dir, model, tokenizer) if data_dir else None
+
+    # ---------------------------------------------------------------- train (resume when interrupted)
+    trainer = Trainer(model=model, args=args, train_dataset=packed, data_collator=default_data_collator,
+                      processing_class=tokenizer, callbacks=callbacks)
+    resume = last_complete_checkpoint(work)
+    tokens_before = _tokens_seen(resume)
+    if resume:
+        log.info("resuming DCPT from %s", resume)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - start
+    tokens_now = int(trainer.state.num_input_tokens_seen) - tokens_before
+
+    # ---------------------------------------------------------------- save: merged plain model + metrics
+    final = trainer.model
+    if sc.lora.enabled:
+        final = final.merge_and_unload()  # the next stage gets a plain model dir
+    final.config.use_cache = True
+    probe_after = probe_perplexity(data_dir, final, tokenizer) if data_dir else None
+    extra = {
+        "tokens_trained": int(trainer.state.num_input_tokens_seen), "tokens_this_run": tokens_now,
+        "train_seconds_this_run": round(seconds, 2),
+        "tokens_per_second": round(tokens_now / seconds, 1) if seconds > 0 else None,
+        "resumed_from": Path(resume).name if resume else None,
+        "epochs_trained": round(float(trainer.state.epoch or 0.0), 3),
+        "packing": stats, "packing_efficiency": stats["packing_efficiency"],
+        "trainable_parameters": trainable, "total_parameters": total, "lora": sc.lora.enabled,
+        "data_hash": data_hash, "base_model": base, "base_model_hash": art.inputs["base"],
+        "block_size": sc.block_size,
+    }
+    if probe_before is not None:
+        extra["probe_perplexity"] = {"before": probe_before, "after": probe_after}
+    if data_dir and (exposures := exposures_per_fact(data_dir, texts, extra["epochs_trained"])):
+        extra["exposures_per_fact"] = exposures
+    metrics = None
+    if trainer.is_world_process_zero():
+        with art.writing(extra={"tokens_trained": extra["tokens_trained"]}) as out:
+            final.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            metrics = finish_stage(cfg, STAGE, art, trainer, extra)
+            atomic_write_json(out / METRICS_FILE, metrics)
+        cleanup_work_dir(art)
+    trainer.accelerator.wait_for_everyone()
+    return StageRun(STAGE, art.path, metrics or extra, reused=False)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _tokens_seen(checkpoint: str | None) -> int:
+    if not checkpoint:
+        return 0
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text("utf-8"))
+    return int(state.get("num_input_tokens_seen", 0))
+
+
+@contextlib.contextmanager
+def datasets_progress(enabled: bool):
+    """Silence datasets' map() progress bars when progress=False."""
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+
+    was = is_progress_bar_enabled()
+    if not enabled:
+        disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            enable_progress_bar()
+
+
+_datasets_progress = datasets_progress  # the name the SFT/DPO stages import
+
+
+def _publish_reused(cfg: ProfileConfig, art) -> dict:
+    """A reused artifact: republish its metrics and loss curve, so that results/ and figures/ describe
+    the model the later stages will actually load."""
+    from .. import plots
+    from ..paths import figures_dir
+
+    stored = art.path / METRICS_FILE
+    metrics = json.loads(stored.read_text("utf-8")) if stored.exists() else {}
+    if not metrics:
+        return metrics
+    atomic_write_json(results_dir(cfg.name) / f"train_{STAGE}.json", metrics)
+    if metrics.get("loss_curve"):
+        fig, ax = plots.figure(5, 3)
+        ax.plot(*zip(*metrics["loss_curve"]), color=plots.PALETTE[0])
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"{STAGE.upper()} loss ({cfg.name})")
+        plots.save(fig, figures_dir(cfg.name), f"loss_{STAGE}")
+    return metrics
