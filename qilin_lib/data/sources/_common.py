@@ -192,3 +192,15 @@ __all__ = ["RawLine", "BadLine", "parse_json_value", "json_records", "json_lines
            "check_row_width", "one_string", "letter_options", "letter_of_text", "split_alpaca_mcq", "take",
            "merge_stats", "render_history", "resolve_path", "RecordGuard", "ErrorPolicy", "Records",
            "DataFormatError"]
+
+
+def load_json_records(path, source: str, errors: ErrorPolicy, max_records: int, parse) -> Records:
+    """The loop every JSON / JSON-lines loader shares: `parse(obj, index)` per record, under a guard."""
+    path = resolve_path(path)
+    guard, out = RecordGuard(path, source, errors), []
+    for index, (ref, value) in enumerate(json_records(path)):
+        if take(out, max_records):
+            break
+        with guard.record(ref):
+            out.append(parse(parse_json_value(value), index))
+    return guard.finish(out)

@@ -12,21 +12,17 @@
 from __future__ import annotations
 
 from .. import records
-from ._common import (ErrorPolicy, RecordGuard, json_records, letter_of_text, letter_options,
-                      parse_json_value, resolve_path, split_alpaca_mcq, take)
+from ._common import (
+    ErrorPolicy,
+    letter_of_text,
+    letter_options,
+    load_json_records,
+    split_alpaca_mcq,
+)
 
 CNMLEQA_FIELDS = {f"op{c.lower()}": c for c in "ABCDE"}
 
 
-def _load(path, source: str, errors: ErrorPolicy, max_records: int, parse):
-    path = resolve_path(path)
-    guard, out = RecordGuard(path, source, errors), []
-    for index, (ref, value) in enumerate(json_records(path)):
-        if take(out, max_records):
-            break
-        with guard.record(ref):
-            out.append(parse(parse_json_value(value), index))
-    return guard.finish(out)
 
 
 def _medqa(obj: dict, index: int) -> dict:
@@ -37,7 +33,7 @@ def _medqa(obj: dict, index: int) -> dict:
 
 
 def load_medqa_alpaca_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
-    return _load(path, "medqa_mainland", errors, max_records, _medqa)
+    return load_json_records(path, "medqa_mainland", errors, max_records, _medqa)
 
 
 def _cnmleqa(obj: dict, index: int) -> dict:
@@ -51,4 +47,4 @@ def _cnmleqa(obj: dict, index: int) -> dict:
 
 
 def load_cnmleqa_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
-    return _load(path, "cnmleqa", errors, max_records, _cnmleqa)
+    return load_json_records(path, "cnmleqa", errors, max_records, _cnmleqa)

@@ -20,7 +20,7 @@ import re
 
 from .. import records
 from ..io import read_text
-from ._common import ErrorPolicy, RecordGuard, json_records, parse_json_value, resolve_path, take
+from ._common import ErrorPolicy, RecordGuard, load_json_records, resolve_path, take
 
 HEADING_MAX_CHARS = 20
 _SENTENCE_END = tuple("。！？；!?;…")
@@ -80,26 +80,17 @@ def sharegpt_messages(turns: list) -> list[dict]:
     return messages
 
 
-def _load_lines(path, source: str, errors: ErrorPolicy, max_records: int, parse):
-    path = resolve_path(path)
-    guard, out = RecordGuard(path, source, errors), []
-    for index, (ref, value) in enumerate(json_records(path)):
-        if take(out, max_records):
-            break
-        with guard.record(ref):
-            out.append(parse(parse_json_value(value), index))
-    return guard.finish(out)
 
 
 def load_medicalgpt_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
     source = "medicalgpt_sft"
-    return _load_lines(path, source, errors, max_records,
+    return load_json_records(path, source, errors, max_records,
                        lambda obj, _: records.sft(sharegpt_messages(obj["conversations"]), source))
 
 
 def load_medicalgpt_reward_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
     source = "medicalgpt_reward"
-    return _load_lines(path, source, errors, max_records,
+    return load_json_records(path, source, errors, max_records,
                        lambda obj, _: records.dpo(obj["question"], obj["response_chosen"],
                                                obj["response_rejected"], source))
 
@@ -107,5 +98,5 @@ def load_medicalgpt_reward_jsonl(path, *, errors: ErrorPolicy = "raise", max_rec
 def load_medicalgpt_rag_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
     source = "medicalgpt_rag"
     # the file has no ids: a record's position in the file is its id
-    return _load_lines(path, source, errors, max_records,
+    return load_json_records(path, source, errors, max_records,
                        lambda obj, index: records.qa(str(index), obj["问"], obj["答"], source))

@@ -12,18 +12,7 @@
 from __future__ import annotations
 
 from .. import records
-from ._common import ErrorPolicy, RecordGuard, json_records, one_string, parse_json_value, resolve_path, take
-
-
-def _load(path, source: str, errors: ErrorPolicy, max_records: int, parse) -> list:
-    path = resolve_path(path)
-    guard, out = RecordGuard(path, source, errors), []
-    for index, (ref, value) in enumerate(json_records(path)):
-        if take(out, max_records):
-            break
-        with guard.record(ref):
-            out.append(parse(parse_json_value(value), index))
-    return guard.finish(out)
+from ._common import ErrorPolicy, load_json_records, one_string
 
 
 def _huatuo(obj: dict, index: int) -> dict:
@@ -36,7 +25,7 @@ def _huatuo(obj: dict, index: int) -> dict:
 
 
 def load_huatuo26m_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
-    return _load(path, "huatuo26m", errors, max_records, _huatuo)
+    return load_json_records(path, "huatuo26m", errors, max_records, _huatuo)
 
 
 def _cmedqa2(obj: dict, index: int) -> dict:
@@ -45,4 +34,4 @@ def _cmedqa2(obj: dict, index: int) -> dict:
 
 
 def load_cmedqa2_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
-    return _load(path, "cmedqa2", errors, max_records, _cmedqa2)
+    return load_json_records(path, "cmedqa2", errors, max_records, _cmedqa2)
