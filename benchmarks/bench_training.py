@@ -183,6 +183,84 @@ def _loadavg() -> str:
         return "n/a"
 
 
+# ------------------------------------------------------------------------------------------ SFT / DPO
+def _lora_stage_rate(setup: TinySetup, stage: str, steps: int) -> dict:
+    """Tokens/s of `steps` optimizer steps of the stage's trainer, exactly as run_sft / run_dpo configure
+    it (LoRA from the profile, pre-tokenized data), on the tiny base model (DCPT changes weights, not cost)."""
+    from qilin_lib.modeling import lora_config
+    from qilin_lib.train.sft import ensure_chat_template
+
+    cfg = setup.cfg
+    sc = getattr(cfg, stage)
+    model, tokenizer = setup.model()
+    ensure_chat_template(tokenizer)
+    meter = _RateMeter()
+    with tempfile.TemporaryDirectory(prefix="qilin-bench-") as tmp:
+        kw = training_kwargs(cfg, stage, tmp, progress=False) | {
+            "max_steps": steps, "save_strategy": "no", "logging_steps": max(steps, 1),
+            "include_num_input_tokens_seen": "non_padding"}
+        if stage == "sft":
+            from trl import SFTConfig, SFTTrainer
+
+            from qilin_lib.train.sft import tokenize_sft_dataset
+            data = tokenize_sft_dataset(tokenizer, load_corpus(cfg, "sft"), sc.max_source_length,
+                                        sc.max_target_length)
+            trainer = SFTTrainer(model=model, args=SFTConfig(**kw, max_length=None), train_dataset=data,
+                                 processing_class=tokenizer, peft_config=lora_config(sc.lora), callbacks=[meter])
+        else:
+            from trl import DPOConfig
+
+            from qilin_lib.train.dpo import _pretokenized_trainer, tokenize_dpo_dataset
+            data = tokenize_dpo_dataset(tokenizer, load_corpus(cfg, "dpo"), sc.max_source_length,
+                                        sc.max_target_length)
+            trainer = _pretokenized_trainer()(model=model, args=DPOConfig(**kw, beta=sc.beta, max_length=None),
+                                              train_dataset=data, processing_class=tokenizer,
+                                              peft_config=lora_config(sc.lora), callbacks=[meter])
+        trainer.train()
+    steps_per_epoch = -(-len(data) // (sc.per_device_batch_size * sc.gradient_accumulation_steps))
+    rate = meter.rate()
+    return rate | {"examples": len(data), "steps_per_epoch": steps_per_epoch,
+                   "profile_steps": -(-int(steps_per_epoch * sc.epochs * 1000) // 1000) if sc.max_steps < 0
+                   else sc.max_steps,
+                   "seconds_per_step": round(rate["seconds"] / max(rate["steps"], 1), 3)}
+
+
+def _budget(r: dict) -> str:
+    return (f"{r['profile_steps']} steps in the profile -> about {r['profile_steps'] * r['seconds_per_step']:.0f} s "
+            f"of training at this rate")
+
+
+@dataclass
+class SftThroughput(Bench):
+    """LoRA SFT on ChiMed-SFT (non-padding tokens/s; loss on assistant tokens only)."""
+    setup: TinySetup
+    steps: int = 20
+    name = "sft_throughput"
+
+    def run(self) -> dict:
+        return _lora_stage_rate(self.setup, "sft", self.steps)
+
+    def report(self, r: dict) -> str:
+        return (f"SFT tiny (LoRA): {r['tokens_per_second']:,.0f} tokens/s ({r['seconds_per_step']} s/step, "
+                f"{r['steps']} timed steps); {_budget(r)}")
+
+
+@dataclass
+class DpoThroughput(Bench):
+    """LoRA DPO on ChiMed-DPO: non-padding tokens/s through the policy (chosen + rejected sequences); the
+    reference forward (adapter disabled) comes on top, uncounted."""
+    setup: TinySetup
+    steps: int = 20
+    name = "dpo_throughput"
+
+    def run(self) -> dict:
+        return _lora_stage_rate(self.setup, "dpo", self.steps)
+
+    def report(self, r: dict) -> str:
+        return (f"DPO tiny (LoRA): {r['tokens_per_second']:,.0f} policy tokens/s ({r['seconds_per_step']} s/step, "
+                f"{r['steps']} timed steps); {_budget(r)}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=20, help="optimizer steps per timed training run")
@@ -198,7 +276,8 @@ def main(argv=None) -> int:
 
     setup = TinySetup(args.profile)
     benches = [PackingRatio(setup), DcptThroughput(setup, steps=args.steps),
-               DcptPackedVsPadded(setup, steps=args.steps)]
+               DcptPackedVsPadded(setup, steps=args.steps), SftThroughput(setup, steps=args.steps),
+               DpoThroughput(setup, steps=args.steps)]
     import torch
     print(f"torch threads {torch.get_num_threads()}, load average {_loadavg()}", flush=True)
     results = {}

@@ -1,0 +1,319 @@
+"""Stage 3 of Qilin-Med: DPO with LoRA on the merged SFT model (notebook 04).
+
+    run = run_dpo(load_config("tiny"))      # default: run_sft(cfg) (cached) and the data stage's ChiMed-DPO
+    run.path                                # merged DPO model (model + tokenizer); run.path / "adapter": LoRA
+    run.metrics["heldout"]["before"|"after"]
+
+Recipe (the authors' run_dpo.sh): the SFT adapter is merged into the CPT model first (the SFT artifact holds
+that merged model: `run_sft(...).path`), then a new LoRA adapter (r 8, alpha 16, dropout 0.05) is trained
+with the DPO loss, beta 0.1, on that merged model.
+
+Reference model. TRL 1.16 `DPOTrainer(model, ref_model=None, peft_config=...)` wraps the plain merged model
+with the new adapter and computes the reference log-probs of every batch with the adapter disabled
+(`use_adapter(model, None)` -> `disable_adapter()`), so the reference is exactly the merged SFT model and no
+second copy is held in memory. (A model passed already wrapped as a PeftModel would instead get a frozen
+"ref" copy of its adapter; `run_dpo` checks that this did not happen.) TRL's default `disable_dropout=True`
+is kept: with dropout on, policy and reference would differ at step 0 and the implicit rewards be noisy;
+the LoRA dropout of the profile is therefore inactive in this stage, as in TRL's own DPO runs.
+
+Lengths. TRL 1.16 dropped `max_prompt_length` / `max_completion_length` (only `max_length` is left), so the
+paper's 256/256 are applied here when the pairs are tokenised, with the same chat template and the same
+rule as SFT (qilin_lib.train.sft): prompt = the rendered user turn and the answer header, at most
+max_source_length tokens; chosen / rejected = the answer and its end-of-turn token, at most
+max_target_length tokens. The trainer takes these token ids as they are (`_PreTokenized` below).
+
+Measured (results/<profile>/train_dpo.json): TRL's `rewards/margins` and `rewards/accuracies` per logging
+step, and on the held-out pairs (eval/dpo_heldout: other diseases, other prompt wordings) and on the
+training pairs, before and after DPO:
+    logp_accuracy / logp_margin      P(log pi(chosen) > log pi(rejected)) and mean difference (summed over
+                                     answer tokens; `_per_token` versions divide by the answer length)
+    reward_accuracy / reward_margin  the DPO implicit reward r = beta * (log pi - log pi_ref): share of pairs
+                                     with r(chosen) > r(rejected), mean r(chosen) - r(rejected). Before DPO
+                                     the policy *is* the reference, so both are 0 by construction.
+and, as SFT does, DCPT's probe perplexities (qilin_lib.train.dcpt.probe_perplexity) before and after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..cache import atomic_write_json
+from ..config import ProfileConfig
+from ..modeling import count_parameters, load_model_and_tokenizer, lora_config, merge_adapter
+from .common import (StageRun, cleanup_work_dir, finish_stage, last_complete_checkpoint, stage_artifact,
+                     training_kwargs, work_dir)
+from .sft import (ADAPTER_DIR, METRICS_FILE, _cut_source, _cut_target, _generation_header, _reuse, _turns,
+                  dataset_hash, ensure_chat_template, model_dir_hash, throughput)
+
+log = logging.getLogger(__name__)
+
+STAGE = "dpo"
+PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
+# before/after preference metrics: held-out pairs up to this many, training pairs a seeded sample of this many
+MAX_EVAL_PAIRS = {"heldout": 1000, "train_pairs": 100}
+
+
+# ================================================================================= tokenisation
+def _prompt_messages(prompt) -> list[dict]:
+    return list(prompt) if isinstance(prompt, (list, tuple)) else [{"role": "user", "content": prompt}]
+
+
+def _split(tokenizer, prompt, answer: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, answer ids) of a conversation ending in `answer`; earlier turns belong to the prompt."""
+    turns = _turns(tokenizer, _prompt_messages(prompt) + [{"role": "assistant", "content": answer}])
+    if not turns:
+        raise ValueError("preference pair renders without an assistant turn")
+    before = [t for source, target in turns[:-1] for t in source + target]
+    return before + turns[-1][0], turns[-1][1]
+
+
+def tokenize_preference(tokenizer, prompt, chosen: str, rejected: str, max_source_length: int,
+                        max_target_length: int) -> dict[str, list[int]]:
+    """prompt_ids / chosen_ids / rejected_ids of one pair, with the SFT chat template and length rule."""
+    header = _generation_header(tokenizer)
+    prompt_c, chosen_ids = _split(tokenizer, prompt, chosen)
+    prompt_r, rejected_ids = _split(tokenizer, prompt, rejected)
+    if prompt_c != prompt_r:
+        raise ValueError("the rendered prompt depends on the answer; the chat template cannot be split")
+    return {"prompt_ids": _cut_source(prompt_c, max_source_length, header),
+            "chosen_ids": _cut_target(chosen_ids, max_target_length),
+            "rejected_ids": _cut_target(rejected_ids, max_target_length)}
+
+
+def tokenize_dpo_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int):
+    """ChiMed-DPO records ({"prompt", "chosen", "rejected", ...}) -> token-id columns for the trainer."""
+    def fn(rec):
+        return tokenize_preference(tokenizer, rec["prompt"], rec["chosen"], rec["rejected"], max_source_length,
+                                   max_target_length)
+
+    return dataset.map(fn, remove_columns=dataset.column_names, desc="tokenize DPO")
+
+
+def _pretokenized_trainer():
+    from trl import DPOTrainer
+
+    class PreTokenizedDPOTrainer(DPOTrainer):
+        """DPOTrainer that takes prompt_ids / chosen_ids / rejected_ids as they are (the limits above)."""
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if set(PAIR_COLUMNS) <= set(dataset.column_names):
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    return PreTokenizedDPOTrainer
+
+
+# ================================================================================ measurements
+@torch.no_grad()
+def _sequence_logps(model, pad_token_id: int, rows: Sequence[dict], batch_size: int):
+    """Summed log-probs and lengths of the chosen and rejected answers given their prompts."""
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    collate = DataCollatorForPreference(pad_token_id=pad_token_id)
+    device = next(model.parameters()).device
+    out = {"chosen": [], "rejected": [], "chosen_len": [], "rejected_len": []}
+    for i in range(0, len(rows), batch_size):
+        batch = collate([{k: r[k] for k in PAIR_COLUMNS} for r in rows[i:i + batch_size]])
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        answer = batch["completion_mask"][:, 1:].to(device).float()
+        sums, lens = (logp * answer).sum(1).cpu(), answer.sum(1).cpu()
+        for key, part in (("chosen", 0), ("rejected", 1)):
+            out[key].append(sums.chunk(2)[part])
+            out[f"{key}_len"].append(lens.chunk(2)[part])
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def preference_metrics(model, tokenizer, rows, beta: float, batch_size: int = 32, *,
+                       policy_is_reference: bool = False) -> dict:
+    """Policy preference and DPO implicit rewards on tokenised pairs (see the module docstring).
+
+    policy_is_reference: skip the reference pass (before training: a fresh LoRA adapter has B = 0, so the
+    policy is exactly the model with the adapter disabled)."""
+    rows = [dict(r) for r in rows]
+    was_training = model.training
+    model.eval()
+    pol = _sequence_logps(model, tokenizer.pad_token_id, rows, batch_size)
+    if policy_is_reference:
+        ref = pol
+    elif hasattr(model, "disable_adapter"):  # PeftModel: the reference is the model with the adapter off
+        with model.disable_adapter():
+            ref = _sequence_logps(model, tokenizer.pad_token_id, rows, batch_size)
+    else:
+        ref = pol
+    model.train(was_training)
+    r_c = beta * (pol["chosen"] - ref["chosen"])
+    r_r = beta * (pol["rejected"] - ref["rejected"])
+    per_tok_c, per_tok_r = pol["chosen"] / pol["chosen_len"], pol["rejected"] / pol["rejected_len"]
+
+    def mean(x):
+        return round(float(x.float().mean()), 4)
+
+    return {"pairs": len(rows),
+            "logp_accuracy": mean(pol["chosen"] > pol["rejected"]),
+            "logp_margin": mean(pol["chosen"] - pol["rejected"]),
+            "logp_per_token_accuracy": mean(per_tok_c > per_tok_r),
+            "logp_per_token_margin": mean(per_tok_c - per_tok_r),
+            "reward_accuracy": mean(r_c > r_r), "reward_margin": mean(r_c - r_r),
+            "reward_chosen": mean(r_c), "reward_rejected": mean(r_r)}
+
+
+def _heldout(cfg: ProfileConfig):
+    from ..data.stage import load_corpus
+
+    try:
+        return load_corpus(cfg, "eval/dpo_heldout")
+    except FileNotFoundError:
+        return None
+
+
+def _eval_sample(ds, n: int, seed: int):
+    return ds if len(ds) <= n else ds.shuffle(seed=seed).select(range(n))
+
+
+def _series(history: list[dict], key: str) -> list[list]:
+    return [[h["step"], round(h[key], 5)] for h in history if key in h]
+
+
+# ========================================================================================= stage
+def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None, force: bool = False,
+            progress: bool = True, heldout=None, callbacks: list | None = None) -> StageRun:
+    """LoRA DPO on the merged SFT model; reuses a complete artifact unless `force`, resumes from checkpoints.
+
+    dataset: ChiMed-DPO records (default: the data stage's `dpo` corpus); sft_run: the SFT stage's result
+    (default: run_dcpt -> run_sft, both cached); heldout: preference records scored before/after (default:
+    eval/dpo_heldout when the data stage has it); callbacks: extra transformers TrainerCallbacks."""
+    from trl import DPOConfig
+
+    from ..data.stage import data_artifact, load_corpus
+    from .dcpt import datasets_progress, probe_perplexity
+
+    dc = cfg.dpo
+    if not dc.lora.enabled:
+        raise ValueError("dpo.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's DPO recipe)")
+    # ------------------------------------------------------------------------------ inputs
+    if sft_run is None:
+        from .sft import run_sft
+        sft_run = run_sft(cfg, progress=progress)
+    sft_dir = Path(sft_run.path)
+    if dataset is None:
+        dataset = load_corpus(cfg, "dpo")
+        data_id = f"{data_artifact(cfg).manifest['output_hash']}/dpo"
+    else:
+        data_id = dataset_hash(dataset)
+    art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "sft_model": model_dir_hash(sft_dir)})
+    if art.complete and not force:
+        return _reuse(cfg, STAGE, art)
+    if force:
+        cleanup_work_dir(art)  # a forced run starts from the SFT model, not from old checkpoints
+
+    # ------------------------------------------------------------------------------ model + data
+    model, tokenizer = load_model_and_tokenizer(cfg.model, str(sft_dir))
+    ensure_chat_template(tokenizer)
+    heldout = _heldout(cfg) if heldout is None else heldout
+    with datasets_progress(progress):
+        train_ds = tokenize_dpo_dataset(tokenizer, dataset, dc.max_source_length, dc.max_target_length)
+        heldout_ds = (tokenize_dpo_dataset(tokenizer, heldout, dc.max_source_length, dc.max_target_length)
+                      if heldout is not None and len(heldout) else None)
+
+    # ------------------------------------------------------------------------------ train
+    work = work_dir(art)
+    args = DPOConfig(**training_kwargs(cfg, STAGE, work, progress), beta=dc.beta, max_length=None,
+                     include_num_input_tokens_seen="non_padding")
+    trainer = _pretokenized_trainer()(model=model, ref_model=None, args=args, train_dataset=train_ds,
+                                      processing_class=tokenizer, peft_config=lora_config(dc.lora),
+                                      callbacks=callbacks)
+    if trainer.ref_model is not None or "ref" in trainer.model.peft_config:
+        raise RuntimeError("DPO reference is not the merged SFT model with the adapter disabled")
+    eval_sets = {"train_pairs": train_ds} | ({"heldout": heldout_ds} if heldout_ds is not None else {})
+    eval_sets = {name: _eval_sample(ds, MAX_EVAL_PAIRS[name], cfg.seed) for name, ds in eval_sets.items()}
+    fresh = all(not p.any() for n, p in trainer.model.named_parameters() if "lora_B" in n)  # policy == reference
+    before = {name: preference_metrics(trainer.model, tokenizer, ds, dc.beta, policy_is_reference=fresh)
+              for name, ds in eval_sets.items()}
+    probe_data = data_artifact(cfg).path if data_artifact(cfg).complete else None
+    probe_before = probe_perplexity(probe_data, trainer.model, tokenizer) if probe_data else None
+    resume = last_complete_checkpoint(work)
+    if resume:
+        log.info("resuming DPO from %s", resume)
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    wall = time.perf_counter() - start
+
+    # ------------------------------------------------------------------------------ measure + save
+    after = {name: preference_metrics(trainer.model, tokenizer, ds, dc.beta) for name, ds in eval_sets.items()}
+    probe_after = probe_perplexity(probe_data, trainer.model, tokenizer) if probe_before is not None else None
+    history = trainer.state.log_history
+    trainable, total = count_parameters(trainer.model)
+    margins, accuracies = _series(history, "rewards/margins"), _series(history, "rewards/accuracies")
+    extra = {
+        "trainer": "trl.DPOTrainer (pre-tokenized pairs; reference = merged SFT model, adapter disabled)",
+        "beta": dc.beta, "trainable_params": trainable, "total_params": total,
+        "trainable_fraction": round(trainable / total, 6), "train_pairs": len(train_ds),
+        "rewards/margins": margins, "rewards/accuracies": accuracies,
+        "rewards/chosen": _series(history, "rewards/chosen"), "rewards/rejected": _series(history, "rewards/rejected"),
+        "final_rewards/margins": margins[-1][1] if margins else None,
+        "final_rewards/accuracies": accuracies[-1][1] if accuracies else None,
+        "train_pairs_eval": {"before": before["train_pairs"], "after": after["train_pairs"]},
+        "heldout": ({"before": before["heldout"], "after": after["heldout"]} if heldout_ds is not None else None),
+        "probe_perplexity": {"before": probe_before, "after": probe_after} if probe_before else None,
+        **throughput(trainer, output, resume), "wall_s": round(wall, 2),
+        "resumed_from": Path(resume).name if resume else None,
+        "lora": dataclasses.asdict(dc.lora), "max_source_length": dc.max_source_length,
+        "max_target_length": dc.max_target_length,
+        "sft_model": str(sft_dir), "hashes": {"data": data_id, "sft_model": art.inputs["sft_model"]},
+    }
+    if not trainer.is_world_process_zero():
+        trainer.accelerator.wait_for_everyone()
+        return StageRun(STAGE, art.path, {}, reused=False)
+    metrics = finish_stage(cfg, STAGE, art, trainer, extra)
+    with art.writing(extra={"sft_model": str(sft_dir)}) as out:
+        trainer.save_model(str(out / ADAPTER_DIR))
+        merge_adapter(sft_dir, out / ADAPTER_DIR, out, model_cfg=cfg.model)
+        atomic_write_json(out / METRICS_FILE, metrics)
+    cleanup_work_dir(art)
+    trainer.accelerator.wait_for_everyone()
+    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))  # as a reuse will return them
+    return StageRun(STAGE, art.path, metrics, reused=False)
+
+
+# ========================================================================================= figure
+def plot_summary(metrics: dict, profile: str) -> Path:
+    """figures/<profile>/dpo_summary.png: TRL's reward margins/accuracies per logging step, and the
+    chosen-vs-rejected preference on held-out and training pairs before/after DPO."""
+    from .. import plots
+    from ..paths import figures_dir
+
+    plots.plt.rcParams.update(plots.STYLE)
+    fig, (ax1, ax2) = plots.plt.subplots(1, 2, figsize=(10, 3.4))
+    for key, color in (("rewards/margins", plots.PALETTE[0]), ("rewards/accuracies", plots.PALETTE[3])):
+        if metrics.get(key):
+            ax1.plot(*zip(*metrics[key]), color=color, label=key)
+    ax1.axhline(0.5, color="grey", lw=0.6, ls=":")
+    ax1.set(xlabel="optimizer step", title=f"DPO training rewards ({profile}, beta {metrics.get('beta')})")
+    ax1.legend()
+    sets = {"train pairs": metrics.get("train_pairs_eval")}
+    if metrics.get("heldout"):
+        sets["held-out pairs"] = metrics["heldout"]
+    labels, before, after = [], [], []
+    for name, ev in sets.items():
+        for key in ("logp_accuracy", "logp_per_token_accuracy"):
+            labels.append(f"{name}\n{'summed' if key == 'logp_accuracy' else 'per token'}")
+            before.append(ev["before"][key])
+            after.append(ev["after"][key])
+    x = range(len(labels))
+    ax2.bar([i - 0.19 for i in x], before, 0.38, color=plots.PALETTE[1], label="before DPO (SFT model)")
+    ax2.bar([i + 0.19 for i in x], after, 0.38, color=plots.PALETTE[2], label="after DPO")
+    ax2.axhline(0.5, color="grey", lw=0.6, ls=":")
+    ax2.set_xticks(list(x), labels, fontsize=7)
+    ax2.set(ylim=(0, 1.2), yticks=[0, 0.25, 0.5, 0.75, 1.0], ylabel="P(log p(chosen) > log p(rejected))",
+            title="chosen vs rejected")
+    ax2.legend(fontsize=7, loc="upper center", ncol=2)
+    return plots.save(fig, figures_dir(profile), "dpo_summary")

@@ -1,0 +1,318 @@
+"""Stage 2 of Qilin-Med: supervised fine-tuning with LoRA on the DCPT model (notebook 03).
+
+    run = run_sft(load_config("tiny"))      # base: run_dcpt(cfg).path; data: the data stage's ChiMed-SFT
+    run.path                                # merged SFT model (model + tokenizer); run.path / "adapter": LoRA
+    run.metrics["probe_perplexity"]         # knowledge kept? held-out statements before/after SFT
+
+Loss on responses only (the paper: "loss on responses only"), on every assistant turn of a multi-turn
+conversation. Tokenisation follows the authors' code base (MedicalGPT supervised_finetuning.py, 2023), with
+the chat template of the tokenizer instead of a hand-written prompt format:
+
+    for every (source, target) turn of a conversation:
+        source = everything before an assistant message: role markers, the system message (first turn),
+                 the user message and the header that opens the answer ("<|assistant|>\\n")
+        target = the assistant message and its end-of-turn token (<|end|>: the model must learn to stop)
+        source: at most max_source_length tokens; a longer one keeps its first tokens and its answer header
+        target: at most max_target_length tokens; a longer one keeps its first max_target_length - 1 tokens
+                and its end-of-turn token
+        the turn is dropped, with all later ones, when it would take the sequence beyond
+        max_source_length + max_target_length tokens (MedicalGPT's max_length)
+    labels = -100 on sources, the token ids on targets
+
+Trainer: TRL's SFTTrainer on the pre-tokenized dataset. In TRL 1.16 a dataset that already holds
+`input_ids` and `labels` is used as is (no re-tokenisation; `max_length=None` turns off its global
+keep-start truncation, which could not express per-turn source/target limits anyway); its collator pads
+labels with -100, its loss is the mean over label tokens of the whole optimizer batch (correct under
+gradient accumulation), it wraps the model with the profile's LoRA config after seeding, and it logs token
+accuracy; DPOTrainer shares its base class. A plain transformers Trainer would need the same collator and
+LoRA plumbing written here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..cache import atomic_write_json, hash_obj
+from ..config import ProfileConfig
+from ..modeling import CHAT_TEMPLATE, count_parameters, load_model_and_tokenizer, lora_config, merge_adapter
+from ..paths import results_dir
+from .common import (StageRun, cleanup_work_dir, finish_stage, last_complete_checkpoint, stage_artifact,
+                     training_kwargs, work_dir)
+
+log = logging.getLogger(__name__)
+
+STAGE = "sft"
+IGNORE_INDEX = -100
+METRICS_FILE = "train_metrics.json"   # inside the artifact: what a reuse returns
+ADAPTER_DIR = "adapter"
+
+
+# ================================================================================= tokenisation
+def _generation_header(tokenizer) -> list[int]:
+    """The tokens the chat template puts between a user turn and the assistant's answer."""
+    probe = [{"role": "user", "content": "x"}]
+    bare = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True)["input_ids"]
+    with_header = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True,
+                                                add_generation_prompt=True)["input_ids"]
+    return list(with_header[len(bare):]) if with_header[:len(bare)] == bare else []
+
+
+def _turns(tokenizer, messages: Sequence[dict]) -> list[tuple[list[int], list[int]]]:
+    """(source, target) token runs of a rendered conversation, from the template's assistant mask.
+
+    Tokens after the last assistant message (a trailing newline, an unanswered user turn) carry no loss
+    and are dropped."""
+    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    if not any(mask):
+        if any(m["role"] == "assistant" for m in messages):
+            raise ValueError("the chat template marks no assistant tokens: it needs {% generation %} blocks")
+        return []
+    turns, i = [], 0
+    while i < len(ids):
+        j = i
+        while j < len(ids) and not mask[j]:
+            j += 1
+        k = j
+        while k < len(ids) and mask[k]:
+            k += 1
+        if k == j:  # trailing source without an answer
+            break
+        turns.append((ids[i:j], ids[j:k]))
+        i = k
+    return turns
+
+
+def _cut_source(ids: list[int], limit: int, header: list[int]) -> list[int]:
+    if len(ids) <= limit:
+        return ids
+    if header and len(header) < limit and ids[-len(header):] == header:
+        return ids[:limit - len(header)] + header  # the answer still opens the way it does at inference
+    return ids[:limit]
+
+
+def _cut_target(ids: list[int], limit: int) -> list[int]:
+    if len(ids) <= limit:
+        return ids
+    return ids[:limit - 1] + ids[-1:] if limit > 1 else ids[-1:]  # keep the end-of-turn token
+
+
+def tokenize_conversation(tokenizer, messages: Sequence[dict], max_source_length: int, max_target_length: int,
+                          max_length: int | None = None) -> dict[str, list[int]]:
+    """input_ids / attention_mask / labels of one conversation (the rule in the module docstring).
+
+    `max_length` defaults to max_source_length + max_target_length (MedicalGPT); 0 disables the cap."""
+    if max_source_length < 1 or max_target_length < 1:
+        raise ValueError("max_source_length and max_target_length must be >= 1")
+    cap = max_source_length + max_target_length if max_length is None else max_length
+    header = _generation_header(tokenizer)
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for source, target in _turns(tokenizer, messages):
+        source = _cut_source(source, max_source_length, header)
+        target = _cut_target(target, max_target_length)
+        if cap and input_ids and len(input_ids) + len(source) + len(target) > cap:
+            break
+        input_ids += source + target
+        labels += [IGNORE_INDEX] * len(source) + target
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+
+
+def ensure_chat_template(tokenizer):
+    """Base models without a chat template (Baichuan-7B) get the repo's generic one: the SFT mask, the DPO
+    prompts and evaluation then share one format, saved with every trained tokenizer."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        log.warning("tokenizer has no chat template; using the repo's generic <|user|>/<|assistant|> template")
+        tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def tokenize_sft_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int):
+    """ChiMed-SFT records ({"messages", ...}) -> input_ids / attention_mask / labels; rows without a label
+    token (no assistant turn) are dropped."""
+    def fn(rec):
+        return tokenize_conversation(tokenizer, rec["messages"], max_source_length, max_target_length)
+
+    tokenized = dataset.map(fn, remove_columns=dataset.column_names, desc="tokenize SFT")
+    return tokenized.filter(lambda r: any(t != IGNORE_INDEX for t in r["labels"]), desc="drop label-free rows")
+
+
+# ======================================================================================== hashes
+def model_dir_hash(path: str | Path) -> str:
+    """Identity of a model directory: its artifact's output hash, else its files' names/sizes/mtimes
+    (the DCPT stage's rule: qilin_lib.train.dcpt.model_hash)."""
+    from .dcpt import model_hash
+
+    return model_hash(path)
+
+
+def dataset_hash(dataset) -> str:
+    """datasets' fingerprint (content-derived for in-memory data, the saved state for data on disk)."""
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    return fingerprint or hash_obj(list(dataset))
+
+
+def throughput(trainer, output, resume: str | None) -> dict:
+    """Non-padding input tokens of this call per second of training (a resumed run counts its own part)."""
+    seen = int(trainer.state.num_input_tokens_seen)
+    start = 0
+    if resume:
+        start = json.loads((Path(resume) / "trainer_state.json").read_text("utf-8")).get("num_input_tokens_seen", 0)
+    runtime = output.metrics.get("train_runtime") or float("nan")
+    return {"tokens_trained": seen, "tokens_per_second": round((seen - start) / runtime, 1),
+            "train_runtime_s": round(runtime, 2)}
+
+
+def _reuse(cfg: ProfileConfig, stage: str, art) -> StageRun:
+    """A complete artifact: republish its metrics and loss curve (results/ then describe the model that
+    later stages load) and return it."""
+    from .. import plots
+    from ..paths import figures_dir
+
+    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))
+    atomic_write_json(results_dir(cfg.name) / f"train_{stage}.json", metrics)
+    if metrics.get("loss_curve"):
+        fig, ax = plots.figure(5, 3)
+        ax.plot(*zip(*metrics["loss_curve"]), color=plots.PALETTE[0])
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"{stage.upper()} loss ({cfg.name})")
+        plots.save(fig, figures_dir(cfg.name), f"loss_{stage}")
+    log.info("reusing %s artifact %s", stage, art.path)
+    return StageRun(stage=stage, path=art.path, metrics=metrics, reused=True)
+
+
+# ================================================================================ measurements
+@torch.no_grad()
+def generate_answers(model_dir: str | Path, questions: Sequence[str], cfg: ProfileConfig,
+                     max_new_tokens: int = 48) -> list[str]:
+    """Greedy answers of a stage's model to single-turn questions (for the notebooks' examples)."""
+    model, tokenizer = load_model_and_tokenizer(cfg.model, str(model_dir), padding_side="left")
+    model.eval()
+    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                             add_generation_prompt=True) for q in questions]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+    return [tokenizer.decode(row[batch["input_ids"].shape[1]:], skip_special_tokens=True).strip() for row in out]
+
+
+# ========================================================================================= stage
+def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None = None, force: bool = False,
+            progress: bool = True, probe_data: str | Path | None = None, callbacks: list | None = None) -> StageRun:
+    """LoRA SFT of the DCPT model; reuses a complete artifact unless `force`, resumes from checkpoints.
+
+    dataset: ChiMed-SFT records (default: the data stage's `sft` corpus); base_model: a model dir (default:
+    run_dcpt(cfg).path); probe_data: a data-stage directory whose eval/probe_texts are scored before and
+    after SFT with DCPT's probe_perplexity (default: the data stage's, when it has them); callbacks: extra
+    transformers TrainerCallbacks (the tests interrupt a run with one)."""
+    from trl import SFTConfig, SFTTrainer
+
+    from ..data.stage import data_artifact, load_corpus
+    from .dcpt import datasets_progress, probe_perplexity
+
+    sc = cfg.sft
+    if not sc.lora.enabled:
+        raise ValueError("sft.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's SFT recipe)")
+    # ------------------------------------------------------------------------------ inputs
+    if base_model is None:
+        from .dcpt import run_dcpt
+        base_model = run_dcpt(cfg, progress=progress).path
+    if dataset is None:
+        dataset = load_corpus(cfg, "sft")
+        data_id = f"{data_artifact(cfg).manifest['output_hash']}/sft"
+    else:
+        data_id = dataset_hash(dataset)
+    art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "base_model": model_dir_hash(base_model)})
+    if art.complete and not force:
+        return _reuse(cfg, STAGE, art)
+    if force:
+        cleanup_work_dir(art)  # a forced run starts from the base model, not from old checkpoints
+
+    # ------------------------------------------------------------------------------ model + data
+    model, tokenizer = load_model_and_tokenizer(cfg.model, str(base_model))
+    ensure_chat_template(tokenizer)
+    with datasets_progress(progress):
+        train_ds = tokenize_sft_dataset(tokenizer, dataset, sc.max_source_length, sc.max_target_length)
+    lengths = [len(r) for r in train_ds["input_ids"]]
+    if probe_data is None and data_artifact(cfg).complete:
+        probe_data = data_artifact(cfg).path
+    probe_before = probe_perplexity(probe_data, model, tokenizer) if probe_data else None
+
+    # ------------------------------------------------------------------------------ train
+    work = work_dir(art)
+    args = SFTConfig(**training_kwargs(cfg, STAGE, work, progress), max_length=None, packing=False,
+                     include_num_input_tokens_seen="non_padding")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
+                         peft_config=lora_config(sc.lora), callbacks=callbacks)
+    resume = last_complete_checkpoint(work)
+    if resume:
+        log.info("resuming SFT from %s", resume)
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    wall = time.perf_counter() - start
+
+    # ------------------------------------------------------------------------------ measure + save
+    trainable, total = count_parameters(trainer.model)
+    extra = {
+        "trainer": "trl.SFTTrainer (pre-tokenized; loss on assistant tokens of every turn)",
+        "trainable_params": trainable, "total_params": total,
+        "trainable_fraction": round(trainable / total, 6),
+        "train_examples": len(train_ds), "dropped_examples": len(dataset) - len(train_ds),
+        "tokens_per_example": {"mean": round(sum(lengths) / len(lengths), 1), "max": max(lengths)},
+        "label_tokens": sum(sum(t != IGNORE_INDEX for t in r) for r in train_ds["labels"]),
+        **throughput(trainer, output, resume), "wall_s": round(wall, 2),
+        "resumed_from": Path(resume).name if resume else None,
+        "lora": dataclasses.asdict(sc.lora), "max_source_length": sc.max_source_length,
+        "max_target_length": sc.max_target_length,
+        "base_model": str(base_model), "hashes": {"data": data_id, "base_model": art.inputs["base_model"]},
+    }
+    if probe_before is not None:  # SFT must keep what DCPT taught (DESIGN.md 3)
+        extra["probe_perplexity"] = {"before": probe_before,
+                                     "after": probe_perplexity(probe_data, trainer.model, tokenizer)}
+    if not trainer.is_world_process_zero():
+        trainer.accelerator.wait_for_everyone()
+        return StageRun(STAGE, art.path, {}, reused=False)
+    metrics = finish_stage(cfg, STAGE, art, trainer, extra)
+    with art.writing(extra={"base_model": str(base_model)}) as out:
+        trainer.save_model(str(out / ADAPTER_DIR))               # adapter + tokenizer
+        merge_adapter(base_model, out / ADAPTER_DIR, out, model_cfg=cfg.model)  # plain model for later stages
+        atomic_write_json(out / METRICS_FILE, metrics)
+    cleanup_work_dir(art)
+    trainer.accelerator.wait_for_everyone()
+    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))  # as a reuse will return them
+    return StageRun(STAGE, art.path, metrics, reused=False)
+
+
+# ========================================================================================= figure
+def plot_summary(metrics: dict, profile: str) -> Path:
+    """figures/<profile>/sft_summary.png: the loss curve and the held-out probe perplexity (stated facts
+    only, and whole statements; taught vs control diseases) before and after SFT."""
+    from .. import plots
+    from ..paths import figures_dir
+
+    probe = metrics.get("probe_perplexity") or {}
+    plots.plt.rcParams.update(plots.STYLE)
+    fig, axes = plots.plt.subplots(1, 2 if probe else 1, figsize=(9.5 if probe else 5, 3.2))
+    axes = axes if probe else [axes]
+    steps, losses = zip(*metrics["loss_curve"]) if metrics.get("loss_curve") else ((), ())
+    axes[0].plot(steps, losses, color=plots.PALETTE[0])
+    axes[0].set(xlabel="optimizer step", ylabel="loss (assistant tokens)", title=f"SFT loss ({profile})")
+    if probe:
+        bars = [(scope, group) for scope in probe["before"] for group in probe["before"][scope]]
+        x = range(len(bars))
+        for k, (when, color) in enumerate((("before", plots.PALETTE[1]), ("after", plots.PALETTE[2]))):
+            axes[1].bar([i + (k - 0.5) * 0.38 for i in x], [probe[when][s][g] for s, g in bars], 0.38,
+                        color=color, label=f"{when} SFT")
+        axes[1].set_xticks(list(x), [f"{g}\n{s}" for s, g in bars])
+        axes[1].set_yscale("log")
+        axes[1].set(ylabel="perplexity", title="held-out probe statements")
+        axes[1].legend()
+    return plots.save(fig, figures_dir(profile), "sft_summary")
