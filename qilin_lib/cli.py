@@ -1,4 +1,4 @@
-"""The `qilin` command: reproduce (run the notebooks), data (the data stage alone), notebooks (pairs)."""
+"""The `qilin` command: reproduce (run the notebooks), train (one stage, in-process or multi-process), data (the data stage alone), notebooks (pairs)."""
 
 from __future__ import annotations
 
