@@ -11,6 +11,7 @@ complete one; the work directory is deleted once the final artifact is in place.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..cache import StageArtifact, atomic_write_json
+from ..cache import StageArtifact, atomic_write_json, hash_obj
 from ..config import ProfileConfig, StageConfig
 from ..paths import PACKAGE_DIR, figures_dir, results_dir
 from ..reporting import provenance
@@ -93,8 +94,6 @@ def world_size() -> int:
 
 def finish_stage(cfg: ProfileConfig, stage: str, art: StageArtifact, trainer, extra: dict) -> dict:
     """Write results/<profile>/train_<stage>.json (metrics + provenance) and the loss curve figure."""
-    from .. import plots
-
     args = trainer.args
     history = trainer.state.log_history
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
@@ -109,15 +108,36 @@ def finish_stage(cfg: ProfileConfig, stage: str, art: StageArtifact, trainer, ex
             "artifact_key": art.key, "inputs": art.inputs,
         },
     }
+    return publish_metrics(cfg, stage, metrics)
+
+
+def publish_metrics(cfg: ProfileConfig, stage: str, metrics: dict) -> dict:
+    """results/<profile>/train_<stage>.json and figures/<profile>/loss_<stage>.png from a stage's metrics;
+    also called when a cached artifact is reused, so results/ always describe the model later stages load."""
+    from .. import plots
+
     atomic_write_json(results_dir(cfg.name) / f"train_{stage}.json", metrics)
-    if losses:
+    if metrics.get("loss_curve"):
         fig, ax = plots.figure(5, 3)
-        ax.plot(*zip(*losses), color=plots.PALETTE[0])
+        ax.plot(*zip(*metrics["loss_curve"]), color=plots.PALETTE[0])
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("training loss")
         ax.set_title(f"{stage.upper()} loss ({cfg.name})")
         plots.save(fig, figures_dir(cfg.name), f"loss_{stage}")
     return metrics
+
+
+def model_hash(path_or_id: str | Path) -> str:
+    """A cache artifact's output hash; for another local dir its file names/sizes/mtimes (hashing 14 GB
+    of weights costs more than it guards); for a hub id the id itself."""
+    path = Path(path_or_id)
+    manifest = path / "manifest.json"
+    if manifest.exists():
+        return json.loads(manifest.read_text("utf-8"))["output_hash"]
+    if path.is_dir():
+        return hash_obj(sorted((str(p.relative_to(path)), p.stat().st_size, int(p.stat().st_mtime))
+                               for p in path.rglob("*") if p.is_file()))
+    return str(path_or_id)
 
 
 def cleanup_work_dir(art: StageArtifact) -> None:

@@ -34,9 +34,18 @@ import torch
 from ..cache import atomic_write_json, hash_obj
 from ..config import ProfileConfig
 from ..data import packing
-from ..paths import results_dir
-from .common import (StageRun, base_model_dir, cleanup_work_dir, finish_stage, last_complete_checkpoint,
-                     stage_artifact, training_kwargs, work_dir)
+from .common import (
+    StageRun,
+    base_model_dir,
+    cleanup_work_dir,
+    finish_stage,
+    last_complete_checkpoint,
+    model_hash,
+    publish_metrics,
+    stage_artifact,
+    training_kwargs,
+    work_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +74,6 @@ def corpus_hash(cfg: ProfileConfig, corpus=None) -> str:
     if isinstance(corpus, Dataset):
         return corpus._fingerprint
     return hash_obj([str(t) for t in corpus])
-
-
-def model_hash(path_or_id: str | Path) -> str:
-    """A cache artifact's output hash; for another local dir its file names/sizes/mtimes (hashing 14 GB
-    of weights costs more than it guards); for a hub id the id itself."""
-    path = Path(path_or_id)
-    manifest = path / "manifest.json"
-    if manifest.exists():
-        return json.loads(manifest.read_text("utf-8"))["output_hash"]
-    if path.is_dir():
-        return hash_obj(sorted((str(p.relative_to(path)), p.stat().st_size, int(p.stat().st_mtime))
-                               for p in path.rglob("*") if p.is_file()))
-    return str(path_or_id)
 
 
 def _texts(corpus):
@@ -284,7 +280,11 @@ def _tokens_seen(checkpoint: str | None) -> int:
 @contextlib.contextmanager
 def datasets_progress(enabled: bool):
     """Silence datasets' map() progress bars when progress=False."""
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from datasets.utils.logging import (
+        disable_progress_bar,
+        enable_progress_bar,
+        is_progress_bar_enabled,
+    )
 
     was = is_progress_bar_enabled()
     if not enabled:
@@ -302,19 +302,6 @@ _datasets_progress = datasets_progress  # the name the SFT/DPO stages import
 def _publish_reused(cfg: ProfileConfig, art) -> dict:
     """A reused artifact: republish its metrics and loss curve, so that results/ and figures/ describe
     the model the later stages will actually load."""
-    from .. import plots
-    from ..paths import figures_dir
-
     stored = art.path / METRICS_FILE
     metrics = json.loads(stored.read_text("utf-8")) if stored.exists() else {}
-    if not metrics:
-        return metrics
-    atomic_write_json(results_dir(cfg.name) / f"train_{STAGE}.json", metrics)
-    if metrics.get("loss_curve"):
-        fig, ax = plots.figure(5, 3)
-        ax.plot(*zip(*metrics["loss_curve"]), color=plots.PALETTE[0])
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("training loss")
-        ax.set_title(f"{STAGE.upper()} loss ({cfg.name})")
-        plots.save(fig, figures_dir(cfg.name), f"loss_{STAGE}")
-    return metrics
+    return publish_metrics(cfg, STAGE, metrics) if metrics else metrics

@@ -46,11 +46,34 @@ import torch
 
 from ..cache import atomic_write_json
 from ..config import ProfileConfig
-from ..modeling import count_parameters, load_model_and_tokenizer, lora_config, merge_adapter
-from .common import (StageRun, cleanup_work_dir, finish_stage, last_complete_checkpoint, stage_artifact,
-                     training_kwargs, work_dir)
-from .sft import (ADAPTER_DIR, METRICS_FILE, _cut_source, _cut_target, _generation_header, _reuse, _turns,
-                  dataset_hash, ensure_chat_template, model_dir_hash, throughput)
+from ..modeling import (
+    count_parameters,
+    load_model_and_tokenizer,
+    lora_config,
+    merge_adapter,
+)
+from .common import (
+    StageRun,
+    cleanup_work_dir,
+    finish_stage,
+    last_complete_checkpoint,
+    model_hash,
+    stage_artifact,
+    training_kwargs,
+    work_dir,
+)
+from .sft import (
+    ADAPTER_DIR,
+    METRICS_FILE,
+    _cut_source,
+    _cut_target,
+    _generation_header,
+    _reuse,
+    _turns,
+    dataset_hash,
+    ensure_chat_template,
+    throughput,
+)
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +232,7 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
         data_id = f"{data_artifact(cfg).manifest['output_hash']}/dpo"
     else:
         data_id = dataset_hash(dataset)
-    art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "sft_model": model_dir_hash(sft_dir)})
+    art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "sft_model": model_hash(sft_dir)})
     if art.complete and not force:
         return _reuse(cfg, STAGE, art)
     if force:

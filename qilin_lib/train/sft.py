@@ -41,10 +41,24 @@ import torch
 
 from ..cache import atomic_write_json, hash_obj
 from ..config import ProfileConfig
-from ..modeling import CHAT_TEMPLATE, count_parameters, load_model_and_tokenizer, lora_config, merge_adapter
-from ..paths import results_dir
-from .common import (StageRun, cleanup_work_dir, finish_stage, last_complete_checkpoint, stage_artifact,
-                     training_kwargs, work_dir)
+from ..modeling import (
+    CHAT_TEMPLATE,
+    count_parameters,
+    load_model_and_tokenizer,
+    lora_config,
+    merge_adapter,
+)
+from .common import (
+    StageRun,
+    cleanup_work_dir,
+    finish_stage,
+    last_complete_checkpoint,
+    model_hash,
+    publish_metrics,
+    stage_artifact,
+    training_kwargs,
+    work_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +160,6 @@ def tokenize_sft_dataset(tokenizer, dataset, max_source_length: int, max_target_
 
 
 # ======================================================================================== hashes
-def model_dir_hash(path: str | Path) -> str:
-    """Identity of a model directory: its artifact's output hash, else its files' names/sizes/mtimes
-    (the DCPT stage's rule: qilin_lib.train.dcpt.model_hash)."""
-    from .dcpt import model_hash
-
-    return model_hash(path)
-
-
 def dataset_hash(dataset) -> str:
     """datasets' fingerprint (content-derived for in-memory data, the saved state for data on disk)."""
     fingerprint = getattr(dataset, "_fingerprint", None)
@@ -174,18 +180,7 @@ def throughput(trainer, output, resume: str | None) -> dict:
 def _reuse(cfg: ProfileConfig, stage: str, art) -> StageRun:
     """A complete artifact: republish its metrics and loss curve (results/ then describe the model that
     later stages load) and return it."""
-    from .. import plots
-    from ..paths import figures_dir
-
-    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))
-    atomic_write_json(results_dir(cfg.name) / f"train_{stage}.json", metrics)
-    if metrics.get("loss_curve"):
-        fig, ax = plots.figure(5, 3)
-        ax.plot(*zip(*metrics["loss_curve"]), color=plots.PALETTE[0])
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("training loss")
-        ax.set_title(f"{stage.upper()} loss ({cfg.name})")
-        plots.save(fig, figures_dir(cfg.name), f"loss_{stage}")
+    metrics = publish_metrics(cfg, stage, json.loads((art.path / METRICS_FILE).read_text("utf-8")))
     log.info("reusing %s artifact %s", stage, art.path)
     return StageRun(stage=stage, path=art.path, metrics=metrics, reused=True)
 
@@ -230,7 +225,7 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
         data_id = f"{data_artifact(cfg).manifest['output_hash']}/sft"
     else:
         data_id = dataset_hash(dataset)
-    art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "base_model": model_dir_hash(base_model)})
+    art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "base_model": model_hash(base_model)})
     if art.complete and not force:
         return _reuse(cfg, STAGE, art)
     if force:
