@@ -127,6 +127,22 @@ def publish_metrics(cfg: ProfileConfig, stage: str, metrics: dict) -> dict:
     return metrics
 
 
+def dataset_hash(dataset) -> str:
+    """datasets' fingerprint (content-derived for in-memory data, the saved state for data on disk)."""
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    return fingerprint or hash_obj(list(dataset))
+
+
+def stage_dataset(cfg: ProfileConfig, corpus: str, dataset=None):
+    """(training data, its identity for the artifact key): the data stage's `corpus`, identified by the
+    data artifact's output hash, or a dataset passed in, identified by its fingerprint."""
+    if dataset is not None:
+        return dataset, dataset_hash(dataset)
+    from ..data.stage import data_artifact, load_corpus
+
+    return load_corpus(cfg, corpus), f"{data_artifact(cfg).manifest['output_hash']}/{corpus}"
+
+
 def model_hash(path_or_id: str | Path) -> str:
     """A cache artifact's output hash; for another local dir its file names/sizes/mtimes (hashing 14 GB
     of weights costs more than it guards); for a hub id the id itself."""

@@ -59,6 +59,7 @@ from .common import (
     last_complete_checkpoint,
     model_hash,
     stage_artifact,
+    stage_dataset,
     training_kwargs,
     work_dir,
 )
@@ -70,7 +71,6 @@ from .sft import (
     _generation_header,
     _reuse,
     _turns,
-    dataset_hash,
     ensure_chat_template,
     throughput,
 )
@@ -216,7 +216,7 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     eval/dpo_heldout when the data stage has it); callbacks: extra transformers TrainerCallbacks."""
     from trl import DPOConfig
 
-    from ..data.stage import data_artifact, load_corpus
+    from ..data.stage import data_artifact
     from .dcpt import datasets_progress, probe_perplexity
 
     dc = cfg.dpo
@@ -227,11 +227,7 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
         from .sft import run_sft
         sft_run = run_sft(cfg, progress=progress)
     sft_dir = Path(sft_run.path)
-    if dataset is None:
-        dataset = load_corpus(cfg, "dpo")
-        data_id = f"{data_artifact(cfg).manifest['output_hash']}/dpo"
-    else:
-        data_id = dataset_hash(dataset)
+    dataset, data_id = stage_dataset(cfg, "dpo", dataset)
     art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "sft_model": model_hash(sft_dir)})
     if art.complete and not force:
         return _reuse(cfg, STAGE, art)
@@ -261,7 +257,8 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     fresh = all(not p.any() for n, p in trainer.model.named_parameters() if "lora_B" in n)  # policy == reference
     before = {name: preference_metrics(trainer.model, tokenizer, ds, dc.beta, policy_is_reference=fresh)
               for name, ds in eval_sets.items()}
-    probe_data = data_artifact(cfg).path if data_artifact(cfg).complete else None
+    data_art = data_artifact(cfg)
+    probe_data = data_art.path if data_art.complete else None
     probe_before = probe_perplexity(probe_data, trainer.model, tokenizer) if probe_data else None
     resume = last_complete_checkpoint(work)
     if resume:

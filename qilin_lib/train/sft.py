@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from ..cache import atomic_write_json, hash_obj
+from ..cache import atomic_write_json
 from ..config import ProfileConfig
 from ..modeling import (
     CHAT_TEMPLATE,
@@ -56,6 +56,7 @@ from .common import (
     model_hash,
     publish_metrics,
     stage_artifact,
+    stage_dataset,
     training_kwargs,
     work_dir,
 )
@@ -160,12 +161,6 @@ def tokenize_sft_dataset(tokenizer, dataset, max_source_length: int, max_target_
 
 
 # ======================================================================================== hashes
-def dataset_hash(dataset) -> str:
-    """datasets' fingerprint (content-derived for in-memory data, the saved state for data on disk)."""
-    fingerprint = getattr(dataset, "_fingerprint", None)
-    return fingerprint or hash_obj(list(dataset))
-
-
 def throughput(trainer, output, resume: str | None) -> dict:
     """Non-padding input tokens of this call per second of training (a resumed run counts its own part)."""
     seen = int(trainer.state.num_input_tokens_seen)
@@ -210,7 +205,7 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
     transformers TrainerCallbacks (the tests interrupt a run with one)."""
     from trl import SFTConfig, SFTTrainer
 
-    from ..data.stage import data_artifact, load_corpus
+    from ..data.stage import data_artifact
     from .dcpt import datasets_progress, probe_perplexity
 
     sc = cfg.sft
@@ -220,11 +215,7 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
     if base_model is None:
         from .dcpt import run_dcpt
         base_model = run_dcpt(cfg, progress=progress).path
-    if dataset is None:
-        dataset = load_corpus(cfg, "sft")
-        data_id = f"{data_artifact(cfg).manifest['output_hash']}/sft"
-    else:
-        data_id = dataset_hash(dataset)
+    dataset, data_id = stage_dataset(cfg, "sft", dataset)
     art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "base_model": model_hash(base_model)})
     if art.complete and not force:
         return _reuse(cfg, STAGE, art)
@@ -237,8 +228,8 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
     with datasets_progress(progress):
         train_ds = tokenize_sft_dataset(tokenizer, dataset, sc.max_source_length, sc.max_target_length)
     lengths = [len(r) for r in train_ds["input_ids"]]
-    if probe_data is None and data_artifact(cfg).complete:
-        probe_data = data_artifact(cfg).path
+    if probe_data is None and (data_art := data_artifact(cfg)).complete:
+        probe_data = data_art.path
     probe_before = probe_perplexity(probe_data, model, tokenizer) if probe_data else None
 
     # ------------------------------------------------------------------------------ train
