@@ -43,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: in-process on <= 1 GPU, accelerate on several GPUs, torchrun for CPU processes")
     train.add_argument("--nproc", type=int, help="processes to start (default: one per visible GPU)")
 
+    ev = sub.add_parser("evaluate", help="evaluate every trained stage (notebook 05 without the notebook)")
+    ev.add_argument("--profile", default="tiny")
+    ev.add_argument("--set", type=_param, action="append", default=[], help="config override a.b=value")
+
+    rpt = sub.add_parser("report", help="write results/<profile>/REPORT.md from the run's files")
+    rpt.add_argument("--profile", default="tiny")
+
+    chk = sub.add_parser("check-results", help="compare the numbers of two result trees (committed vs fresh)")
+    chk.add_argument("committed", help="e.g. results/tiny of the checkout")
+    chk.add_argument("fresh", help="the same tree written by a fresh run")
+    chk.add_argument("--rtol", type=float, default=1e-4)
+    chk.add_argument("--atol", type=float, default=1e-6)
+
     nbs = sub.add_parser("notebooks", help="keep the jupytext pairs in sync")
     nbs.add_argument("action", choices=["sync", "check"])
     return parser
@@ -60,7 +73,33 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         total = sum(r.seconds for r in runs)
         print(f"[qilin] {len(runs)} notebook(s) in {total:.1f} s: " + ", ".join(f"{r.name} {r.seconds:.1f}s" for r in runs))
+        from .report import build_report
+
+        print(f"[qilin] report: {build_report(args.profile)}")
         return 0
+    if args.command == "evaluate":
+        from .config import load_config
+        from .evaluation.runner import evaluate_all
+        from .evaluation.tables import write_eval_tables
+
+        cfg = load_config(args.profile, dict(args.set))
+        results = evaluate_all(cfg)
+        write_eval_tables(cfg.name)
+        print(f"[qilin] {len(results)} evaluation results for profile {cfg.name}")
+        return 0
+    if args.command == "report":
+        from .report import build_report
+
+        print(f"[qilin] report: {build_report(args.profile)}")
+        return 0
+    if args.command == "check-results":
+        from .results_check import compare_trees
+
+        problems = compare_trees(args.committed, args.fresh, rtol=args.rtol, atol=args.atol)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"[qilin] {len(problems)} difference(s)")
+        return 1 if problems else 0
     if args.command == "data":
         from .config import load_config
         from .data.stage import run_data_stage

@@ -85,6 +85,7 @@ class TinyDataConfig:
     n_ceval_dev: int = 5             # the 5 dev shots (4 options, with explanation)
     n_ceval_items: int = 120         # C-Eval-style val items (4 options, question ends with ____)
     n_qa_test: int = 120             # Huatuo-style open QA test pairs
+    n_cmexam_train: int = 300        # CMExam-style train split for task adaptation (sft diseases, training stems)
     n_probe_texts: int = 240         # held-out statements for perplexity (taught vs control)
     n_sft_single: int = 400          # single-turn medical SFT items, the MCQ items below included
     n_sft_mcq: int = 100             # exam-style MCQ items (answer + explanation) among n_sft_single
@@ -156,6 +157,25 @@ class StageConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Notebook 05 (qilin_lib.evaluation): which benchmarks and modes, prompt window, RAG, VoC."""
+    benchmarks: list = field(default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
+    modes: list = field(default_factory=lambda: ["generate", "loglik", "cloze"])
+    batch_size: int = 16
+    max_length: int = 0              # prompt + answer window in tokens; 0 = the model's maximum
+    max_new_tokens_mcq: int = 32     # enough for a letter and the start of an explanation
+    max_new_tokens_qa: int = 128
+    max_items: int = 0               # per benchmark; 0 = all (a smoke run sets a few)
+    rag_models: list = field(default_factory=lambda: ["sft", "dpo"])
+    rag_benchmarks: list = field(default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
+    rag_top_k: int = 3
+    rag_max_chars: int = 300         # per retrieved passage
+    voc_models: list = field(default_factory=lambda: ["sft", "dpo"])  # VoC asks for a verdict: chat models
+    prior_baseline: bool = True      # tiny: cloze on the question with the disease name removed
+    adapt_benchmark: str = "cmexam"  # task adaptation (AntGLM-Med stage 3); "" = skip
+
+
+@dataclass
 class HardwareConfig:
     num_gpus: int = 0
     bf16: bool = False
@@ -172,6 +192,8 @@ class ProfileConfig:
     dcpt: StageConfig = field(default_factory=StageConfig)
     sft: StageConfig = field(default_factory=StageConfig)
     dpo: StageConfig = field(default_factory=StageConfig)
+    adapt: StageConfig = field(default_factory=lambda: StageConfig(lora=LoraConfig(enabled=True)))
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
     citations: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -31,7 +31,7 @@ def test_tiny_stage_builds_all_three_corpora_and_eval_sets(tiny_result, sandbox)
     sft_groups = {tuple(row["group"][:2]) for row in stats["corpora"]["sft"]["rows"]}
     assert {("medical", "single"), ("medical", "multi"), ("general", "single")} <= sft_groups
     assert stats["corpora"]["dpo"]["records"] > 0
-    assert set(stats["eval_sets"]) == {"cmexam", "ceval_dev", "ceval_val", "qa", "dpo_heldout", "probe_texts"}
+    assert set(stats["eval_sets"]) == {"cmexam", "cmexam_train", "ceval_dev", "ceval_val", "qa", "dpo_heldout", "probe_texts"}
     for corpus in ("cpt", "sft", "dpo"):
         report = stats["dedup"][corpus]
         assert report["kept"] == stats["corpora"][corpus]["records"]

@@ -168,6 +168,21 @@ def test_eval_question_stems_never_appear_in_training_text(corpora):
     assert not training_templates & set(tiny.eval_templates())
 
 
+def test_task_adaptation_split_and_question_variants(corpora):
+    """cmexam_train: the sft diseases only, in SFT's exam wordings, 5 options; each test item carries a
+    prior-only variant (name removed) and a recall variant (a training wording, same disease and field)."""
+    names = set(corpora.split)
+    g = _groups(corpora)
+    train = corpora.eval_cmexam_train
+    assert len(train) == 300 and all(len(r["options"]) == 5 for r in train)
+    assert all(_names_in(r["question"], names) == {r["disease"]} <= g["sft"] for r in train)
+    stems = {t for ts in tiny.SFT_MCQ_STEMS.values() for t in ts}
+    assert all(any(r["question"] == t.format(n=r["disease"]) for t in stems) for r in train)
+    for r in corpora.eval_cmexam:
+        assert r["disease"] not in r["question_prior"] and tiny.PRIOR_NAME in r["question_prior"]
+        assert r["question_recall"] in {t.format(n=r["disease"]) for t in tiny.QUESTIONS[r["field"]]}
+
+
 def test_dpo_heldout_wordings_are_unused_in_dpo_train(corpora):
     def template(prompt):
         return re.sub("|".join(map(re.escape, sorted(corpora.split, key=len, reverse=True))), "{n}", prompt)

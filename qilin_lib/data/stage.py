@@ -53,7 +53,7 @@ def _tiny_inputs(cfg: ProfileConfig) -> tuple[dict, dict, list[dict], dict]:
                            ("general", corpora.sft_general)):
         routed["sft"] += chimed.route(recs, "sft", {"category": category})["sft"]
     routed["dpo"] = chimed.route(corpora.dpo_train, "dpo")["dpo"]
-    evals = {"cmexam": corpora.eval_cmexam, "ceval_dev": corpora.eval_ceval_dev,
+    evals = {"cmexam": corpora.eval_cmexam, "cmexam_train": corpora.eval_cmexam_train, "ceval_dev": corpora.eval_ceval_dev,
              "ceval_val": corpora.eval_ceval_val, "qa": corpora.eval_qa,
              "dpo_heldout": corpora.dpo_heldout, "probe_texts": corpora.probe_texts}
     # One row per record source tag, so the per-source table lines up with the dedup counts.

@@ -29,6 +29,14 @@ STAGES = ("dcpt", "sft", "dpo")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
+class StageNotTrained(FileNotFoundError):
+    """A stage asked to reuse its artifact only (`reuse_only=True`) found none: train it first."""
+
+    def __init__(self, stage: str, path: Path):
+        super().__init__(f"no complete {stage} artifact at {path}: run its notebook (or `qilin train {stage}`)")
+        self.stage = stage
+
+
 @dataclass
 class StageRun:
     """What a stage returns: where its model is, what it measured, whether it was reused."""

@@ -35,6 +35,7 @@ from ..cache import atomic_write_json, hash_obj
 from ..config import ProfileConfig
 from ..data import packing
 from .common import (
+    StageNotTrained,
     StageRun,
     base_model_dir,
     cleanup_work_dir,
@@ -166,12 +167,13 @@ def exposures_per_fact(data_dir: str | Path, texts, epochs: float) -> dict | Non
 
 # ------------------------------------------------------------------------------------------- stage
 def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = False, progress: bool = True,
-             callbacks: list | None = None) -> StageRun:
+             callbacks: list | None = None, reuse_only: bool = False) -> StageRun:
     """Continue pre-training the base model on the packed CPT corpus; return the stage's model dir.
 
     corpus: a datasets.Dataset with a `text` column or a list of strings (default: ChiMed-CPT from the
     data stage). base_model: a model dir or hub id (default: base_model_dir(cfg)). callbacks: extra
-    TrainerCallbacks (the tests interrupt a run with one)."""
+    TrainerCallbacks (the tests interrupt a run with one). reuse_only: raise StageNotTrained instead of
+    training when no complete artifact exists (how evaluation finds the stages that were run)."""
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
 
@@ -186,7 +188,9 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
     art = stage_artifact(cfg, STAGE, inputs={"data": data_hash, "base": model_hash(base)})
     if art.complete and not force:
         log.info("reusing DCPT artifact %s", art.path)
-        return StageRun(STAGE, art.path, _publish_reused(cfg, art), reused=True)
+        return StageRun(STAGE, art.path, _publish_reused(cfg, art, publish=not reuse_only), reused=True)
+    if reuse_only:
+        raise StageNotTrained(STAGE, art.path)
     work = work_dir(art)
     if force:
         cleanup_work_dir(art)  # a forced run starts from the base model, not from old checkpoints
@@ -299,9 +303,9 @@ def datasets_progress(enabled: bool):
 _datasets_progress = datasets_progress  # the name the SFT/DPO stages import
 
 
-def _publish_reused(cfg: ProfileConfig, art) -> dict:
+def _publish_reused(cfg: ProfileConfig, art, publish: bool = True) -> dict:
     """A reused artifact: republish its metrics and loss curve, so that results/ and figures/ describe
-    the model the later stages will actually load."""
+    the model the later stages will actually load (a `reuse_only` lookup only reads them)."""
     stored = art.path / METRICS_FILE
     metrics = json.loads(stored.read_text("utf-8")) if stored.exists() else {}
-    return publish_metrics(cfg, STAGE, metrics) if metrics else metrics
+    return publish_metrics(cfg, STAGE, metrics) if metrics and publish else metrics

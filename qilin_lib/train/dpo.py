@@ -53,6 +53,7 @@ from ..modeling import (
     merge_adapter,
 )
 from .common import (
+    StageNotTrained,
     StageRun,
     cleanup_work_dir,
     finish_stage,
@@ -208,7 +209,7 @@ def _series(history: list[dict], key: str) -> list[list]:
 
 # ========================================================================================= stage
 def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None, force: bool = False,
-            progress: bool = True, heldout=None, callbacks: list | None = None) -> StageRun:
+            progress: bool = True, heldout=None, callbacks: list | None = None, reuse_only: bool = False) -> StageRun:
     """LoRA DPO on the merged SFT model; reuses a complete artifact unless `force`, resumes from checkpoints.
 
     dataset: ChiMed-DPO records (default: the data stage's `dpo` corpus); sft_run: the SFT stage's result
@@ -225,12 +226,14 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     # ------------------------------------------------------------------------------ inputs
     if sft_run is None:
         from .sft import run_sft
-        sft_run = run_sft(cfg, progress=progress)
+        sft_run = run_sft(cfg, progress=progress, reuse_only=reuse_only)
     sft_dir = Path(sft_run.path)
     dataset, data_id = stage_dataset(cfg, "dpo", dataset)
     art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "sft_model": model_hash(sft_dir)})
     if art.complete and not force:
-        return _reuse(cfg, STAGE, art)
+        return _reuse(cfg, STAGE, art, publish=not reuse_only)
+    if reuse_only:
+        raise StageNotTrained(STAGE, art.path)
     if force:
         cleanup_work_dir(art)  # a forced run starts from the SFT model, not from old checkpoints
 

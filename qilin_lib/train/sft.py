@@ -49,6 +49,7 @@ from ..modeling import (
     merge_adapter,
 )
 from .common import (
+    StageNotTrained,
     StageRun,
     cleanup_work_dir,
     finish_stage,
@@ -172,10 +173,12 @@ def throughput(trainer, output, resume: str | None) -> dict:
             "train_runtime_s": round(runtime, 2)}
 
 
-def _reuse(cfg: ProfileConfig, stage: str, art) -> StageRun:
+def _reuse(cfg: ProfileConfig, stage: str, art, publish: bool = True) -> StageRun:
     """A complete artifact: republish its metrics and loss curve (results/ then describe the model that
-    later stages load) and return it."""
-    metrics = publish_metrics(cfg, stage, json.loads((art.path / METRICS_FILE).read_text("utf-8")))
+    later stages load) and return it; a `reuse_only` lookup only reads them."""
+    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))
+    if publish:
+        metrics = publish_metrics(cfg, stage, metrics)
     log.info("reusing %s artifact %s", stage, art.path)
     return StageRun(stage=stage, path=art.path, metrics=metrics, reused=True)
 
@@ -196,29 +199,34 @@ def generate_answers(model_dir: str | Path, questions: Sequence[str], cfg: Profi
 
 # ========================================================================================= stage
 def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None = None, force: bool = False,
-            progress: bool = True, probe_data: str | Path | None = None, callbacks: list | None = None) -> StageRun:
+            progress: bool = True, probe_data: str | Path | None = None, callbacks: list | None = None,
+            reuse_only: bool = False, stage: str = STAGE) -> StageRun:
     """LoRA SFT of the DCPT model; reuses a complete artifact unless `force`, resumes from checkpoints.
 
     dataset: ChiMed-SFT records (default: the data stage's `sft` corpus); base_model: a model dir (default:
     run_dcpt(cfg).path); probe_data: a data-stage directory whose eval/probe_texts are scored before and
     after SFT with DCPT's probe_perplexity (default: the data stage's, when it has them); callbacks: extra
-    transformers TrainerCallbacks (the tests interrupt a run with one)."""
+    transformers TrainerCallbacks (the tests interrupt a run with one); reuse_only: raise StageNotTrained
+    instead of training (this stage or the DCPT stage below it); stage: the profile section and artifact
+    name, `adapt` for AntGLM-Med's task adaptation (the same LoRA SFT on one benchmark's training split)."""
     from trl import SFTConfig, SFTTrainer
 
     from ..data.stage import data_artifact
     from .dcpt import datasets_progress, probe_perplexity
 
-    sc = cfg.sft
+    sc = getattr(cfg, stage)
     if not sc.lora.enabled:
-        raise ValueError("sft.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's SFT recipe)")
+        raise ValueError(f"{stage}.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's SFT recipe)")
     # ------------------------------------------------------------------------------ inputs
     if base_model is None:
         from .dcpt import run_dcpt
-        base_model = run_dcpt(cfg, progress=progress).path
+        base_model = run_dcpt(cfg, progress=progress, reuse_only=reuse_only).path
     dataset, data_id = stage_dataset(cfg, "sft", dataset)
-    art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "base_model": model_hash(base_model)})
+    art = stage_artifact(cfg, stage, inputs={"data": data_id, "base_model": model_hash(base_model)})
     if art.complete and not force:
-        return _reuse(cfg, STAGE, art)
+        return _reuse(cfg, stage, art, publish=not reuse_only)
+    if reuse_only:
+        raise StageNotTrained(stage, art.path)
     if force:
         cleanup_work_dir(art)  # a forced run starts from the base model, not from old checkpoints
 
@@ -234,7 +242,7 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
 
     # ------------------------------------------------------------------------------ train
     work = work_dir(art)
-    args = SFTConfig(**training_kwargs(cfg, STAGE, work, progress), max_length=None, packing=False,
+    args = SFTConfig(**training_kwargs(cfg, stage, work, progress), max_length=None, packing=False,
                      include_num_input_tokens_seen="non_padding")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
                          peft_config=lora_config(sc.lora), callbacks=callbacks)
@@ -265,8 +273,8 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
                                      "after": probe_perplexity(probe_data, trainer.model, tokenizer)}
     if not trainer.is_world_process_zero():
         trainer.accelerator.wait_for_everyone()
-        return StageRun(STAGE, art.path, {}, reused=False)
-    metrics = finish_stage(cfg, STAGE, art, trainer, extra)
+        return StageRun(stage, art.path, {}, reused=False)
+    metrics = finish_stage(cfg, stage, art, trainer, extra)
     with art.writing(extra={"base_model": str(base_model)}) as out:
         trainer.save_model(str(out / ADAPTER_DIR))               # adapter + tokenizer
         merge_adapter(base_model, out / ADAPTER_DIR, out, model_cfg=cfg.model)  # plain model for later stages
@@ -274,7 +282,7 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
     cleanup_work_dir(art)
     trainer.accelerator.wait_for_everyone()
     metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))  # as a reuse will return them
-    return StageRun(STAGE, art.path, metrics, reused=False)
+    return StageRun(stage, art.path, metrics, reused=False)
 
 
 # ========================================================================================= figure

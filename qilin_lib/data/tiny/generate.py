@@ -20,7 +20,7 @@ from .sampling import _cycle, _eval_pairs, _fill, _join
 from .sft_dpo import _dpo, _sft
 from .templates import (ANSWERS, CEVAL_SUBJECT, DPO_HELDOUT_ANSWERS, DPO_HELDOUT_QUESTIONS, EVAL_CEVAL_STEMS,
                         EVAL_CMEXAM_STEMS, EVAL_QA_ANSWER, EVAL_QA_QUESTIONS, FIELDS, LABEL, PROBE_TEMPLATES,
-                        QUESTIONS, SOURCE)
+                        QUESTIONS, SFT_MCQ_STEMS, SOURCE)
 
 
 @dataclass
@@ -36,6 +36,7 @@ class TinyCorpora:
     dpo_train: list = field(default_factory=list)
     dpo_heldout: list = field(default_factory=list)
     eval_cmexam: list = field(default_factory=list)
+    eval_cmexam_train: list = field(default_factory=list)
     eval_ceval_dev: list = field(default_factory=list)
     eval_ceval_val: list = field(default_factory=list)
     eval_qa: list = field(default_factory=list)
@@ -45,7 +46,7 @@ class TinyCorpora:
     CPT = ("cpt_kg", "cpt_text", "cpt_qa", "cpt_dialogue")
     SFT = ("sft_medical_single", "sft_medical_multi", "sft_general")
     DPO = ("dpo_train", "dpo_heldout")
-    EVAL = ("eval_cmexam", "eval_ceval_dev", "eval_ceval_val", "eval_qa", "probe_texts")
+    EVAL = ("eval_cmexam", "eval_cmexam_train", "eval_ceval_dev", "eval_ceval_val", "eval_qa", "probe_texts")
 
     @classmethod
     def record_fields(cls) -> tuple[str, ...]:
@@ -106,6 +107,13 @@ def generate_tiny_corpora(config: TinyDataConfig | None = None, seed: int = 42,
     r = rng("cmexam")
     out.eval_cmexam = _eval_mcq(kb, _eval_pairs(dcpt, control, cfg.n_cmexam_items, r), EVAL_CMEXAM_STEMS, 5,
                                 "tiny-cmexam", f"{SOURCE}/cmexam", lambda f: kg.FIELD_LABELS[f], r)
+    # The task-adaptation split (AntGLM-Med's third stage): the same 5-option format, about the sft
+    # diseases and in SFT's own exam wordings, so adapting to it teaches the answer format, not the test facts.
+    r = rng("cmexam_train")
+    train_pairs = [(d, f, "sft") for d, f in _cycle([(d, f) for d in sft_names for f in FIELDS],
+                                                    cfg.n_cmexam_train, r)]
+    out.eval_cmexam_train = _eval_mcq(kb, train_pairs, SFT_MCQ_STEMS, 5, "tiny-cmexam-train",
+                                      f"{SOURCE}/cmexam_train", lambda f: kg.FIELD_LABELS[f], r)
     r = rng("ceval")
     dev_pairs = [(d, f, "taught") for d, f in
                  _cycle([(d, f) for d in dcpt for f in FIELDS], cfg.n_ceval_dev, r)]

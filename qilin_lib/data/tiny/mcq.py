@@ -12,7 +12,7 @@ from collections import Counter
 from ..records import mcq
 from .kb import _KB
 from .sampling import _balanced_positions, _fill
-from .templates import LABEL, LETTERS, PRIOR_NAME
+from .templates import LABEL, LETTERS, PRIOR_NAME, QUESTIONS
 
 
 def format_mcq_prompt(question: str, options: dict[str, str]) -> str:
@@ -67,6 +67,12 @@ def _eval_mcq(kb: _KB, pairs: list[tuple[str, str, str]], stems: dict, n_options
         question, options, letter, expl = _mcq_item(kb, e, f, pick(name, f), stem, pos, n_options, rng)
         rec = mcq(f"{prefix}-{i:04d}", question, options, letter, source, explanation=expl,
                   subject=subject_of(f))
-        rec.update({"question_prior": _fill(stem, PRIOR_NAME), "disease": name, "group": group, "field": f})
+        # Two diagnostic variants of the same item: the question with the disease name removed (what the
+        # options alone give away) and the question asked in a TRAINING wording (QUESTIONS: what the model
+        # recalls when it need not transfer the fact to an unseen wording). Chosen without the rng, so the
+        # items themselves do not change.
+        recall = QUESTIONS[f][i % len(QUESTIONS[f])]
+        rec.update({"question_prior": _fill(stem, PRIOR_NAME), "question_recall": _fill(recall, name),
+                    "disease": name, "group": group, "field": f})
         items.append(rec)
     return items

@@ -1,0 +1,1 @@
+"""Evaluation: benchmarks, scoring modes, RAG, VoC and metrics (DESIGN.md section 4)."""

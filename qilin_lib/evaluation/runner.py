@@ -1,0 +1,306 @@
+"""Notebook 05's engine: every trained stage on every benchmark, in every scoring mode.
+
+    models = stage_models(cfg)                    # base, dcpt, sft, dpo: those whose artifacts exist
+    result = evaluate_task(cfg, models[2], "cmexam")
+    result["metrics"]["loglik"]["accuracy"]
+
+Each (model, task) writes `results/<profile>/eval_<model>_<task>.json` (metrics, protocol, provenance)
+and `results/<profile>/predictions/<model>_<task>.jsonl` (one row per item and mode: the output or the
+option scores, and the prediction). Tasks:
+
+    <benchmark>          the benchmark in the profile's modes (generate / loglik / cloze for MCQ sets,
+                         greedy generation for Huatuo-26M)
+    <benchmark>_rag      the same with BM25 passages prepended (qilin_lib.evaluation.rag)
+    <benchmark>_voc      Verification-of-Choice against direct answering (qilin_lib.evaluation.voc)
+    <benchmark>_prior    tiny profile: cloze on the question with the disease name removed (what the
+                         options' wording alone gives away)
+    <benchmark>_recall   tiny profile, diagnostic: cloze on the question in a training wording (what the
+                         model recalls when it need not transfer the fact to an unseen wording)
+    heldout              tiny profile: held-out perplexity on unseen wordings (taught vs control
+                         diseases) and chosen-vs-rejected preference on held-out DPO pairs
+
+A metric is reported overall and, where items carry a `group` (tiny: taught / control), per group.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cache import atomic_write_json, atomic_write_text, hash_obj
+from ..paths import results_dir
+from ..reporting import provenance
+from . import multiple_choice as mc
+from .benchmarks import Benchmark, load_benchmark
+from .metrics import explanation_scores, generation_scores, label_scores, mcq_scores
+from .scoring import Scorer
+
+STAGE_ORDER = ("base", "dcpt", "sft", "dpo")
+
+
+@dataclass
+class EvalModel:
+    name: str          # base / dcpt / sft / dpo / adapt
+    path: str
+    chat: bool         # instruction-tuned: prompts go through the chat template
+
+
+# --------------------------------------------------------------------------------------- models
+def stage_models(cfg, progress: bool = False) -> list[EvalModel]:
+    """The base model and every training stage whose artifact exists, in pipeline order; nothing is
+    trained here (a missing stage ends the list)."""
+    from ..train.common import StageNotTrained, base_model_dir
+    from ..train.dcpt import run_dcpt
+    from ..train.dpo import run_dpo
+    from ..train.sft import run_sft
+
+    models = [EvalModel("base", str(base_model_dir(cfg)), chat=False)]
+    for name, run, chat in (("dcpt", run_dcpt, False), ("sft", run_sft, True), ("dpo", run_dpo, True)):
+        try:
+            models.append(EvalModel(name, str(run(cfg, progress=progress, reuse_only=True).path), chat))
+        except StageNotTrained:
+            break
+    return models
+
+
+def scorer_for(cfg, model: EvalModel, progress: bool = True) -> Scorer:
+    ec = cfg.evaluation
+    return Scorer.load(cfg, model.path, chat=model.chat, batch_size=ec.batch_size, progress=progress,
+                       max_length=ec.max_length)
+
+
+# -------------------------------------------------------------------------------------- metrics
+def _with_groups(items: list[dict], rows: list[dict], score, keys: tuple = ("group",)) -> dict:
+    """score(rows) overall, plus `by_<key>` breakdowns for the item fields in `keys` that are set."""
+    out = score(rows)
+    for key in keys:
+        values = sorted({it[key] for it in items if it.get(key)})
+        if values:
+            out[f"by_{key}"] = {v: score([r for it, r in zip(items, rows) if it.get(key) == v]) for v in values}
+    return out
+
+
+def mcq_metrics(items: list[dict], rows: list[dict], labels: bool = False, by_subject: bool = False) -> dict:
+    """Accuracy and weighted F1 over answer strings (CMExam's definition); for PubMedQA (`labels`) the
+    yes/no/maybe accuracy and macro-F1 of the label the letter stands for."""
+    def score(rs: list[dict]) -> dict:
+        if labels:
+            opts = rs and items[0]["options"]
+            return label_scores([opts[r["answer"]] for r in rs], [opts.get(r["pred"], "") for r in rs]) | {"n": len(rs)}
+        return mcq_scores([r["answer"] for r in rs], [r["pred"] for r in rs]) | {"n": len(rs)}
+    return _with_groups(items, rows, score, ("group", "subject") if by_subject else ("group",))
+
+
+def _explanation(output: str) -> str:
+    """The explanation part of a CMExam answer: after `解析：` when present, else the whole output."""
+    return output.split("解析：", 1)[1].strip() if "解析：" in output else output
+
+
+# ---------------------------------------------------------------------------------------- tasks
+def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt=None) -> tuple[dict, dict]:
+    """{mode: metrics}, {mode: prediction rows} for the profile's scoring modes; `prompt` replaces the
+    benchmark's prompt (RAG), and then cloze, which reads the question alone, is skipped."""
+    with_cloze = prompt is None
+    prompt = prompt or bench.prompt
+    labels = bench.name == "pubmedqa"
+    kw = {"labels": labels, "by_subject": bench.name == "ceval"}
+    metrics, preds = {}, {}
+    if "generate" in modes:
+        parsers = bench.parser_functions()
+        rows = mc.generate(scorer, bench.items, prompt, parsers, max_new_tokens, with_loglik="loglik" in modes)
+        if "loglik" in modes:  # read from the generation pass's first step
+            rows, preds["loglik"] = rows
+        metrics["generate"] = {name: mcq_metrics(bench.items, [r | {"pred": r["preds"][name]} for r in rows], **kw)
+                               for name in parsers}
+        with_expl = [(it, r) for it, r in zip(bench.items, rows) if it.get("explanation")]
+        if bench.name == "cmexam" and with_expl:
+            metrics["generate_explanation"] = explanation_scores([_explanation(r["output"]) for _, r in with_expl],
+                                                                 [it["explanation"] for it, _ in with_expl])
+        preds["generate"] = rows
+    if "loglik" in modes:
+        if "loglik" not in preds:
+            preds["loglik"] = mc.loglik(scorer, bench.items, prompt)
+        metrics["loglik"] = mcq_metrics(bench.items, preds["loglik"], **kw)
+    if "cloze" in modes and with_cloze:
+        for variant, rows in mc.cloze(scorer, bench.items, question=bench.stem).items():
+            preds[variant], metrics[variant] = rows, mcq_metrics(bench.items, rows, **kw)
+    return metrics, preds
+
+
+def run_qa(scorer: Scorer, bench: Benchmark, max_new_tokens: int, prompt=None) -> tuple[dict, dict]:
+    prompt = prompt or bench.prompt
+    outputs = scorer.generate([scorer.context(prompt(it)) for it in bench.items], max_new_tokens, desc="QA")
+    rows = [{"id": it["id"], "output": out, "reference": it["answer"]} for it, out in zip(bench.items, outputs)]
+
+    def score(rs: list[dict]) -> dict:
+        return generation_scores([r["output"] for r in rs], [r["reference"] for r in rs]) | {"n": len(rs)}
+    return {"generate": _with_groups(bench.items, rows, score)}, {"generate": rows}
+
+
+def run_voc(scorer: Scorer, bench: Benchmark) -> tuple[dict, dict]:
+    from .voc import voc
+
+    rows = voc(scorer, bench.items, question=bench.stem)
+    return {"voc": mcq_metrics(bench.items, rows, bench.name == "pubmedqa")}, {"voc": rows}
+
+
+QUESTION_VARIANTS = {
+    "prior": "question_prior",    # the disease name removed: what the options' wording alone gives away
+    "recall": "question_recall",  # a training wording of the question: recall without transfer (diagnostic)
+}
+
+
+def run_variant(scorer: Scorer, bench: Benchmark, variant: str) -> tuple[dict, dict]:
+    """Tiny profile: cloze on a variant of each question (QUESTION_VARIANTS)."""
+    key = QUESTION_VARIANTS[variant]
+    metrics, preds = {}, {}
+    for mode, rows in mc.cloze(scorer, bench.items, question=lambda it: it[key]).items():
+        preds[mode], metrics[mode] = rows, mcq_metrics(bench.items, rows)
+    return metrics, preds
+
+
+def rag_prompt_fn(cfg, bench: Benchmark):
+    """bench.prompt with the top-k BM25 passages for the item's question in front (and the passages used)."""
+    from .rag import knowledge_retriever, rag_prompt
+
+    retriever = knowledge_retriever(cfg)
+    ec = cfg.evaluation
+    retrieved: dict[str, list] = {}
+
+    def prompt(item: dict) -> str:
+        hits = retriever.search(bench.query(item), ec.rag_top_k)
+        retrieved[item["id"]] = [[p[:ec.rag_max_chars], s] for p, s in hits]
+        return rag_prompt(bench.prompt(item), [p for p, _ in hits], ec.rag_max_chars)
+    return prompt, retrieved
+
+
+def run_heldout(cfg, scorer: Scorer) -> tuple[dict, dict]:
+    """Tiny profile: probe perplexity (taught vs control, unseen wordings) and the model's own preference
+    for the chosen answer on held-out DPO pairs (log-prob accuracy and margin; no reference model)."""
+    from ..data.stage import data_artifact, load_corpus
+    from ..train.dcpt import probe_perplexity
+    from ..train.dpo import preference_metrics, tokenize_dpo_dataset
+    from ..train.sft import ensure_chat_template
+
+    metrics: dict = {"probe_perplexity": probe_perplexity(data_artifact(cfg).path, scorer.model, scorer.tokenizer)}
+    pairs = load_corpus(cfg, "eval/dpo_heldout")
+    tok = ensure_chat_template(scorer.tokenizer)
+    ds = tokenize_dpo_dataset(tok, pairs, cfg.dpo.max_source_length, cfg.dpo.max_target_length)
+    pref = preference_metrics(scorer.model, tok, ds, cfg.dpo.beta, policy_is_reference=True)
+    metrics["dpo_heldout"] = {k: v for k, v in pref.items() if k.startswith("logp") or k == "pairs"}
+    return metrics, {}
+
+
+# ----------------------------------------------------------------------------------------- write
+def write_result(cfg, model: EvalModel, task: str, bench: Benchmark | None, metrics: dict, preds: dict,
+                 protocol: dict, extra: dict | None = None) -> dict:
+    """results/<profile>/eval_<model>_<task>.json and predictions/<model>_<task>.jsonl."""
+    from ..train.common import model_hash
+
+    out_dir = results_dir(cfg.name)
+    result = {"model": model.name, "task": task, "benchmark": bench.name if bench else None,
+              "profile": cfg.name, "n_items": len(bench) if bench else None, "chat_template": model.chat,
+              "protocol": protocol, "metrics": metrics, "model_hash": model_hash(model.path), **(extra or {}),
+              "provenance": provenance()}
+    atomic_write_json(out_dir / f"eval_{model.name}_{task}.json", result)
+    if preds:
+        lines = [json.dumps({"mode": mode, **row}, ensure_ascii=False) for mode, rows in preds.items() for row in rows]
+        atomic_write_text(out_dir / "predictions" / f"{model.name}_{task}.jsonl", "\n".join(lines) + "\n")
+    return result
+
+
+def protocol_of(bench: Benchmark, modes, scorer: Scorer, extra: dict | None = None) -> dict:
+    """What produced a number, stored beside it: modes, parsers, prompt template, window, chat wrapping."""
+    example = bench.prompt(bench.items[0]) if bench.items else ""
+    return {"modes": list(modes), "parsers": list(bench.parsers), "prompt_example": example,
+            "chat_template": scorer.chat, "max_length": scorer.max_length,
+            "truncated_prompts": scorer.truncated, **(extra or {})}
+
+
+def evaluate_model(cfg, model: EvalModel, benchmarks: list[str], progress: bool = True,
+                   rag: bool = False, voc: bool = False, prior: bool = False, heldout: bool = False) -> list[dict]:
+    """Every requested task for one model; returns the result dicts written."""
+    ec = cfg.evaluation
+    scorer = scorer_for(cfg, model, progress)
+    results = []
+    for name in benchmarks:
+        bench = load_benchmark(cfg, name, ec.max_items)
+        runs = [(name, None)]
+        if rag and name in ec.rag_benchmarks:
+            runs.append((f"{name}_rag", rag_prompt_fn(cfg, bench)))
+        for task, rag_fn in runs:
+            scorer.truncated = 0
+            prompt, retrieved = rag_fn if rag_fn else (None, None)
+            if bench.kind == "qa":
+                metrics, preds = run_qa(scorer, bench, ec.max_new_tokens_qa, prompt)
+                modes = ["generate"]
+            else:
+                modes = ec.modes if rag_fn is None else [m for m in ec.modes if m != "cloze"]
+                metrics, preds = run_mcq(scorer, bench, modes, ec.max_new_tokens_mcq, prompt)
+            if retrieved is not None:
+                for rows in preds.values():
+                    for row in rows:
+                        row["retrieved"] = retrieved.get(row["id"], [])
+            extra = {"rag": {"top_k": ec.rag_top_k, "max_chars": ec.rag_max_chars}} if rag_fn else None
+            results.append(write_result(cfg, model, task, bench, metrics, preds,
+                                        protocol_of(bench, modes, scorer, extra)))
+        if voc and bench.kind == "mcq":
+            scorer.truncated = 0
+            metrics, preds = run_voc(scorer, bench)
+            from .voc import VOC_PROMPT
+            results.append(write_result(cfg, model, f"{name}_voc", bench, metrics, preds,
+                                        protocol_of(bench, ["voc"], scorer, {"voc_prompt": VOC_PROMPT})))
+        for variant, key in QUESTION_VARIANTS.items():
+            if prior and bench.kind == "mcq" and bench.items and key in bench.items[0]:
+                metrics, preds = run_variant(scorer, bench, variant)
+                results.append(write_result(cfg, model, f"{name}_{variant}", bench, metrics, preds,
+                                            protocol_of(bench, list(mc.CLOZE_VARIANTS), scorer, {"question": key})))
+    if heldout:
+        metrics, _ = run_heldout(cfg, scorer)
+        results.append(write_result(cfg, model, "heldout", None, metrics, {}, {"what": run_heldout.__doc__}))
+    return results
+
+
+def result_key(result: dict) -> str:
+    """A short id of the numbers in a result (what the committed-results check compares)."""
+    return hash_obj(result["metrics"])
+
+
+def load_results(profile: str) -> list[dict]:
+    """Every eval_*.json of a profile, in file-name order."""
+    return [json.loads(p.read_text("utf-8")) for p in sorted(Path(results_dir(profile)).glob("eval_*.json"))]
+
+
+# ------------------------------------------------------------------------------------ everything
+def evaluate_all(cfg, progress: bool = True, force_adapt: bool = False) -> list[dict]:
+    """Notebook 05: every existing stage on the profile's benchmarks (+ RAG, VoC, the tiny baselines),
+    then task adaptation of the SFT model. Result files of an earlier run that this run did not write
+    (a stage or benchmark since removed) are deleted at the end, so results/ holds one run only."""
+    from .adapt import run_adaptation
+    from .benchmarks import available
+
+    ec = cfg.evaluation
+    tiny = cfg.data.generator == "tiny_kb"
+    names = [b for b in ec.benchmarks if b in available(cfg)]
+    models = stage_models(cfg, progress=False)
+    results = []
+    for model in models:
+        print(f"[eval] {model.name}: {', '.join(names)}", flush=True)
+        results += evaluate_model(cfg, model, names, progress, rag=model.name in ec.rag_models,
+                                  voc=model.name in ec.voc_models, prior=tiny and ec.prior_baseline, heldout=tiny)
+    sft = next((m for m in models if m.name == "sft"), None)
+    if ec.adapt_benchmark and sft is not None:
+        print(f"[eval] task adaptation on {ec.adapt_benchmark}", flush=True)
+        adapted = run_adaptation(cfg, sft, progress, force=force_adapt)
+        results += evaluate_model(cfg, adapted, [ec.adapt_benchmark], progress, voc="adapt" in ec.voc_models)
+    _remove_stale(cfg.name, {(r["model"], r["task"]) for r in results})
+    return results
+
+
+def _remove_stale(profile: str, written: set[tuple[str, str]]) -> None:
+    out = Path(results_dir(profile))
+    for r in load_results(profile):
+        if (r["model"], r["task"]) not in written:
+            (out / f"eval_{r['model']}_{r['task']}.json").unlink(missing_ok=True)
+            (out / "predictions" / f"{r['model']}_{r['task']}.jsonl").unlink(missing_ok=True)

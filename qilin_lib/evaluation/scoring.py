@@ -1,0 +1,221 @@
+"""What every benchmark asks of a model: greedy generation, next-token choice, continuation likelihood.
+
+    scorer = Scorer.load(cfg, model_dir, chat=True)
+    scorer.generate(prompts, max_new_tokens=32)                  # batched, left-padded, greedy
+    scorer.next_token_logprobs(contexts, ["A", "B", "C", "D"])   # [n, 4], one forward pass per batch
+    scorer.continuation_logprobs([(context, continuation), ...]) # summed log-prob + token count per pair
+
+Prompt wrapping (`chat`): a base or DCPT model reads the benchmark prompt as raw text, as the papers
+evaluate base models; an instruction-tuned model (SFT, DPO) gets it as the user turn of its chat template,
+with the answer prefix (e.g. `答案：`) opening the assistant turn where a mode needs the next token after
+it. `context(body, prefix)` is the one place that rule lives.
+
+Batches are sorted by length (less padding) and results returned in input order. Prompts longer than the
+model's window lose their beginning (the question and answer slot at the end matter most; a C-Eval 5-shot
+prompt then loses its first shots), and the number of truncated prompts is counted in `self.truncated`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass
+class Scorer:
+    model: object
+    tokenizer: object
+    chat: bool = False
+    batch_size: int = 32
+    progress: bool = True
+    max_length: int = 0            # 0: the model's max_position_embeddings (or 2048)
+    truncated: int = field(default=0, init=False)
+    # (context, continuation) -> score: cloze's neutral-question scores repeat across items and tasks
+    _continuations: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self):
+        self.model.eval()
+        if not self.max_length:
+            self.max_length = getattr(self.model.config, "max_position_embeddings", None) or 2048
+        if self.chat and not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError("chat=True needs a tokenizer with a chat template")
+
+    @classmethod
+    def load(cls, cfg, model_dir: str | Path, *, chat: bool = False, **kw) -> Scorer:
+        from ..modeling import load_model_and_tokenizer
+
+        model, tokenizer = load_model_and_tokenizer(cfg.model, str(model_dir))
+        return cls(model, tokenizer, chat=chat, **kw)
+
+    @property
+    def _cache_kwarg(self) -> str:
+        """transformers >= 5.2x names the KV-cache argument `cache`; remote-code models (Baichuan) keep
+        the older `past_key_values`."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    @property
+    def _last_only(self) -> dict:
+        """`logits_to_keep=1` where the model supports it: a pass whose other positions are not read skips
+        the vocabulary projection for them (most of a small model's compute)."""
+        import inspect
+
+        return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -------------------------------------------------------------------------------- prompts
+    def context(self, body: str, prefix: str = "") -> str:
+        """The text a model sees before its answer: raw `body + prefix`, or for a chat model the
+        chat template around `body` with `prefix` opening the assistant turn."""
+        if not self.chat:
+            return body + prefix
+        wrapped = self.tokenizer.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
+                                                     add_generation_prompt=True)
+        return wrapped + prefix
+
+    def _encode(self, text: str, budget: int) -> list[int]:
+        # Chat templates carry their own BOS; raw prompts get none (the DCPT blocks start after an EOS).
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) > budget:
+            self.truncated += 1
+            ids = ids[len(ids) - budget:]
+        return ids
+
+    def _batches(self, lengths: Sequence[int], desc: str):
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        starts = range(0, len(order), self.batch_size)
+        for s in tqdm(starts, desc=desc, disable=not self.progress, leave=False):
+            yield order[s: s + self.batch_size]
+
+    def _left_padded(self, rows: list[list[int]]) -> dict:
+        width = max(map(len, rows))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        # Positions count real tokens only, so a left-padded row sees the positions it would see alone.
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
+                "position_ids": positions.to(self.device)}
+
+    # -------------------------------------------------------------------------------- modes
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], max_new_tokens: int = 32, desc: str = "generate",
+                 first_token_candidates: Sequence[str] | None = None):
+        """Greedy continuations of already-wrapped prompts (use `context`), cut at the first end-of-sequence
+        or end-of-turn token, special tokens stripped. With `first_token_candidates`, also returns what
+        `next_token_logprobs` would for them, read from the same pass (the first decoding step).
+
+        A plain KV-cache loop rather than `model.generate`: the same tokens as transformers' greedy search
+        (a test checks it), at a fraction of its per-step overhead, which dominates for small models."""
+        rows = [self._encode(p, self.max_length - max_new_tokens) for p in prompts]
+        stop = torch.tensor(self._stop_ids(), device=self.device)
+        out: list[str] = [""] * len(rows)
+        cand = self._first_tokens(first_token_candidates or [])
+        first = torch.empty(len(rows), len(cand))
+        for idx in self._batches([len(r) for r in rows], desc):
+            batch = self._left_padded([rows[i] for i in idx])
+            mask, positions = batch["attention_mask"], batch["position_ids"][:, -1:]
+            step = self.model(**batch, use_cache=True, **self._last_only)
+            if cand:
+                first[idx] = torch.log_softmax(step.logits[:, -1].float(), -1)[:, cand].cpu()
+            tokens, done = [], torch.zeros(len(idx), dtype=torch.bool, device=self.device)
+            for _ in range(max_new_tokens):
+                nxt = step.logits[:, -1].argmax(-1)
+                done = done | torch.isin(nxt, stop)
+                tokens.append(nxt.masked_fill(done, stop[0]))
+                if bool(done.all()) or len(tokens) == max_new_tokens:
+                    break
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                positions = positions + 1
+                cache = getattr(step, "cache", None) or step.past_key_values
+                step = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions,
+                                  use_cache=True, **{self._cache_kwarg: cache}, **self._last_only)
+            generated = torch.stack(tokens, dim=1).tolist()
+            for i, ids in zip(idx, generated):
+                ids = ids[: next((k for k, t in enumerate(ids) if t in set(stop.tolist())), len(ids))]
+                out[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return (out, first) if first_token_candidates else out
+
+    def _first_tokens(self, candidates: Sequence[str]) -> list[int]:
+        return [self.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in candidates]
+
+    def _stop_ids(self) -> list[int]:
+        stop = [self.tokenizer.eos_token_id]
+        end = self.tokenizer.convert_tokens_to_ids("<|end|>")
+        if isinstance(end, int) and end != self.tokenizer.unk_token_id:
+            stop.append(end)  # the tiny chat template closes every turn with <|end|>
+        return stop
+
+    @torch.no_grad()
+    def next_token_logprobs(self, contexts: Sequence[str], candidates: Sequence[str],
+                            desc: str = "next token") -> torch.Tensor:
+        """log P(first token of each candidate | context): [len(contexts), len(candidates)], one forward
+        pass per batch. Candidates are expected to be single tokens (option letters); for a multi-token
+        candidate its first token stands for it."""
+        cand = self._first_tokens(candidates)
+        rows = [self._encode(c, self.max_length) for c in contexts]
+        out = torch.empty(len(rows), len(cand))
+        for idx in self._batches([len(r) for r in rows], desc):
+            logits = self.model(**self._left_padded([rows[i] for i in idx]), **self._last_only).logits[:, -1].float()
+            out[idx] = torch.log_softmax(logits, -1)[:, cand].cpu()
+        return out
+
+    def continuation_logprobs(self, pairs: Sequence[tuple[str, str]],
+                              desc: str = "continuations") -> list[tuple[float, int]]:
+        """(sum of log P(continuation tokens | context), number of continuation tokens) per pair; context
+        and continuation are tokenized separately and concatenated, as lm-evaluation-harness does.
+        Pairs scored before by this scorer are not scored again."""
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._continuations))
+        for pair, score in zip(todo, self._score_continuations(todo, desc)):
+            self._continuations[pair] = score
+        return [self._continuations[p] for p in pairs]
+
+    @torch.no_grad()
+    def _score_continuations(self, pairs: Sequence[tuple[str, str]], desc: str) -> list[tuple[float, int]]:
+        """Each distinct context runs once: its KV cache is copied to every continuation that follows it
+        (cloze scores 4-5 options after one question, VoC two verdicts after one prompt), and only the
+        continuation tokens run again. Same numbers as scoring every concatenation on its own."""
+        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"][: self.max_length - 1] for _, c in pairs]
+        by_context: dict[str, list[int]] = {}
+        for i, (context, _) in enumerate(pairs):
+            by_context.setdefault(context, []).append(i)
+        contexts = list(by_context)
+        rows = [self._encode(c, self.max_length - max(len(conts[i]) for i in by_context[c]))
+                or [self.tokenizer.eos_token_id] for c in contexts]
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
+        for idx in self._batches([len(r) for r in rows], desc):
+            batch = self._left_padded([rows[j] for j in idx])
+            ctx = self.model(**batch, use_cache=True, **self._last_only)
+            first = torch.log_softmax(ctx.logits[:, -1].float(), -1)    # predicts each continuation's token 0
+            members = [(b, i) for b, j in enumerate(idx) for i in by_context[contexts[j]] if conts[i]]
+            if not members:
+                continue
+            select = torch.tensor([b for b, _ in members], device=self.device)
+            scores = first[select, torch.tensor([conts[i][0] for _, i in members], device=self.device)]
+            width = max(len(conts[i]) for _, i in members) - 1           # tokens 1.. need one more pass
+            if width > 0:
+                cache = getattr(ctx, "cache", None) or ctx.past_key_values
+                cache.reorder_cache(select)
+                pad = self.tokenizer.pad_token_id
+                feed = torch.tensor([(conts[i] + [pad] * width)[:width] for _, i in members], device=self.device)
+                target = torch.tensor([(conts[i][1:] + [pad] * width)[:width] for _, i in members], device=self.device)
+                valid = torch.tensor([[t < len(conts[i]) - 1 for t in range(width)] for _, i in members],
+                                     device=self.device)
+                mask = torch.cat([batch["attention_mask"][select], valid.long()], dim=1)
+                start = batch["attention_mask"][select].sum(-1, keepdim=True)
+                positions = start + torch.arange(width, device=self.device)
+                logits = self.model(input_ids=feed, attention_mask=mask, position_ids=positions,
+                                    **{self._cache_kwarg: cache}).logits.float()
+                token_lp = torch.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+                scores = scores + (token_lp * valid).sum(-1)
+            for (_, i), score in zip(members, scores.tolist()):
+                out[i] = (score, len(conts[i]))
+        return out
