@@ -17,8 +17,8 @@ import json
 import math
 from pathlib import Path
 
-VOLATILE_KEYS = {"provenance", "wall_s", "train_runtime_s", "tokens_per_second", "build_seconds", "created_unix",
-                 "seconds"}
+VOLATILE_KEYS = {"provenance", "wall_s", "train_runtime_s", "train_seconds_this_run", "tokens_per_second",
+                 "build_seconds", "created_unix", "seconds"}
 COMPARED_SUFFIXES = (".json", ".jsonl", ".csv")
 SKIPPED_FILES = {"timings.json"}
 SKIPPED_DIRS = {"notebooks"}

@@ -59,3 +59,18 @@ def test_atomic_write_json_roundtrip(tmp_path):
     path = atomic_write_json(tmp_path / "sub" / "r.json", {"b": 1, "a": "中文"})
     assert json.loads(path.read_text("utf-8")) == {"a": "中文", "b": 1}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_model_hash_ignores_the_run_record(tmp_path):
+    """Retraining to identical weights keeps later stages' cache keys: wall times in train_metrics.json
+    change the artifact's output hash but not model_hash."""
+    from qilin_lib.train.common import METRICS_FILE, model_hash
+
+    hashes = []
+    for run, seconds in (("a", 1.0), ("b", 2.0)):
+        art = StageArtifact("tiny", "sft", {"run": run}, root=tmp_path)
+        with art.writing() as out:
+            (out / "model.safetensors").write_bytes(b"same weights")
+            (out / METRICS_FILE).write_text(f'{{"wall_s": {seconds}}}', encoding="utf-8")
+        hashes.append((model_hash(art.path), art.manifest["output_hash"]))
+    assert hashes[0][0] == hashes[1][0] and hashes[0][1] != hashes[1][1]

@@ -26,6 +26,10 @@ from ..paths import PACKAGE_DIR, figures_dir, results_dir
 from ..reporting import provenance
 
 STAGES = ("dcpt", "sft", "dpo")
+# Files of a stage artifact that record the run (wall times, throughput) rather than the model: left out of
+# model_hash, so that retraining to bitwise-identical weights keeps every later stage's cache key.
+METRICS_FILE = "train_metrics.json"  # a copy of the stage's metrics inside its artifact: what a reuse returns
+RUN_RECORD_FILES = (METRICS_FILE,)
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -152,12 +156,14 @@ def stage_dataset(cfg: ProfileConfig, corpus: str, dataset=None):
 
 
 def model_hash(path_or_id: str | Path) -> str:
-    """A cache artifact's output hash; for another local dir its file names/sizes/mtimes (hashing 14 GB
-    of weights costs more than it guards); for a hub id the id itself."""
+    """A cache artifact's hash of its files (run records excluded, see RUN_RECORD_FILES); for another
+    local dir its file names/sizes/mtimes (hashing 14 GB of weights costs more than it guards); for a hub
+    id the id itself."""
     path = Path(path_or_id)
     manifest = path / "manifest.json"
     if manifest.exists():
-        return json.loads(manifest.read_text("utf-8"))["output_hash"]
+        files = json.loads(manifest.read_text("utf-8"))["files"]
+        return hash_obj({name: f for name, f in files.items() if Path(name).name not in RUN_RECORD_FILES})
     if path.is_dir():
         return hash_obj(sorted((str(p.relative_to(path)), p.stat().st_size, int(p.stat().st_mtime))
                                for p in path.rglob("*") if p.is_file()))

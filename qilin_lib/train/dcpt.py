@@ -35,6 +35,7 @@ from ..cache import atomic_write_json, hash_obj
 from ..config import ProfileConfig
 from ..data import packing
 from .common import (
+    METRICS_FILE,
     StageNotTrained,
     StageRun,
     base_model_dir,
@@ -51,7 +52,6 @@ from .common import (
 log = logging.getLogger(__name__)
 
 STAGE = "dcpt"
-METRICS_FILE = "train_metrics.json"  # a copy of the stage's metrics inside the artifact (for reuse)
 
 
 # ------------------------------------------------------------------------------------------ inputs

@@ -49,6 +49,7 @@ from ..modeling import (
     merge_adapter,
 )
 from .common import (
+    METRICS_FILE,
     StageNotTrained,
     StageRun,
     cleanup_work_dir,
@@ -66,7 +67,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "sft"
 IGNORE_INDEX = -100
-METRICS_FILE = "train_metrics.json"   # inside the artifact: what a reuse returns
 ADAPTER_DIR = "adapter"
 
 
