@@ -30,7 +30,7 @@ def plot_knowledge(profile: str, bench: str = "cmexam") -> Path | None:
         ax.set_title(mode)
     axes[0].set_ylabel("accuracy (%)")
     axes[-1].legend(frameon=False, fontsize=8)
-    fig.suptitle(f"{bench}: knowledge injection by stage ({profile})")
+    fig.suptitle(f"{bench}: knowledge injection by stage ({profile})", y=1.04)
     return plots.save(fig, figures_dir(profile), f"eval_knowledge_{bench}")
 
 
