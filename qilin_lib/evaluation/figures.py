@@ -35,8 +35,5 @@ def plot_knowledge(profile: str, bench: str = "cmexam") -> Path | None:
 
 
 def _options(res: Results, model: str, bench: str) -> int:
-    """Options per item, read from the recorded prompt example (lines starting with an option letter)."""
-    example = res.by_key[(model, bench)]["protocol"].get("prompt_example", "")
-    last_question = example.split("\n\n")[-1]
-    return max(sum(1 for line in last_question.split("\n") if len(line) > 1 and line[0] in "ABCDEFGH"
-                   and line[1] in " ."), 2)
+    """Options per item, as the run recorded it (chance = 1 / options)."""
+    return max(res.by_key[(model, bench)]["protocol"].get("n_options") or 2, 2)

@@ -35,6 +35,7 @@ from . import multiple_choice as mc
 from .benchmarks import Benchmark, load_benchmark
 from .metrics import explanation_scores, generation_scores, label_scores, mcq_scores
 from .scoring import Scorer
+from .voc import VOC_PROMPT, voc
 
 STAGE_ORDER = ("base", "dcpt", "sft", "dpo")
 
@@ -84,10 +85,12 @@ def _with_groups(items: list[dict], rows: list[dict], score, keys: tuple = ("gro
 def mcq_metrics(items: list[dict], rows: list[dict], labels: bool = False, by_subject: bool = False) -> dict:
     """Accuracy and weighted F1 over answer strings (CMExam's definition); for PubMedQA (`labels`) the
     yes/no/maybe accuracy and macro-F1 of the label the letter stands for."""
+    options = items[0]["options"] if items else {}  # PubMedQA: the same three label options on every item
+
     def score(rs: list[dict]) -> dict:
         if labels:
-            opts = rs and items[0]["options"]
-            return label_scores([opts[r["answer"]] for r in rs], [opts.get(r["pred"], "") for r in rs]) | {"n": len(rs)}
+            return label_scores([options[r["answer"]] for r in rs],
+                                [options.get(r["pred"], "") for r in rs]) | {"n": len(rs)}
         return mcq_scores([r["answer"] for r in rs], [r["pred"] for r in rs]) | {"n": len(rs)}
     return _with_groups(items, rows, score, ("group", "subject") if by_subject else ("group",))
 
@@ -139,8 +142,6 @@ def run_qa(scorer: Scorer, bench: Benchmark, max_new_tokens: int, prompt=None) -
 
 
 def run_voc(scorer: Scorer, bench: Benchmark) -> tuple[dict, dict]:
-    from .voc import voc
-
     rows = voc(scorer, bench.items, question=bench.stem)
     return {"voc": mcq_metrics(bench.items, rows, bench.name == "pubmedqa")}, {"voc": rows}
 
@@ -214,6 +215,7 @@ def protocol_of(bench: Benchmark, modes, scorer: Scorer, extra: dict | None = No
     """What produced a number, stored beside it: modes, parsers, prompt template, window, chat wrapping."""
     example = bench.prompt(bench.items[0]) if bench.items else ""
     return {"modes": list(modes), "parsers": list(bench.parsers), "prompt_example": example,
+            "n_options": max((len(it.get("options") or {}) for it in bench.items), default=0),
             "chat_template": scorer.chat, "max_length": scorer.max_length,
             "truncated_prompts": scorer.truncated, **(extra or {})}
 
@@ -248,7 +250,6 @@ def evaluate_model(cfg, model: EvalModel, benchmarks: list[str], progress: bool 
         if voc and bench.kind == "mcq":
             scorer.truncated = 0
             metrics, preds = run_voc(scorer, bench)
-            from .voc import VOC_PROMPT
             results.append(write_result(cfg, model, f"{name}_voc", bench, metrics, preds,
                                         protocol_of(bench, ["voc"], scorer, {"voc_prompt": VOC_PROMPT})))
         for variant, key in QUESTION_VARIANTS.items():
