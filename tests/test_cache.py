@@ -61,16 +61,21 @@ def test_atomic_write_json_roundtrip(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
 
 
-def test_model_hash_ignores_the_run_record(tmp_path):
-    """Retraining to identical weights keeps later stages' cache keys: wall times in train_metrics.json
-    change the artifact's output hash but not model_hash."""
+def test_model_hash_follows_the_weights_not_the_run_record(tmp_path):
+    """Retraining to identical weights keeps later stages' cache keys: wall times, a dated training_args.bin
+    and an adapter config naming an absolute path change the artifact's output hash but not model_hash."""
     from qilin_lib.train.common import METRICS_FILE, model_hash
 
     hashes = []
-    for run, seconds in (("a", 1.0), ("b", 2.0)):
+    for run, weights in (("a", b"same weights"), ("b", b"same weights"), ("c", b"other weights")):
         art = StageArtifact("tiny", "sft", {"run": run}, root=tmp_path)
         with art.writing() as out:
-            (out / "model.safetensors").write_bytes(b"same weights")
-            (out / METRICS_FILE).write_text(f'{{"wall_s": {seconds}}}', encoding="utf-8")
+            (out / "adapter").mkdir()
+            (out / "model.safetensors").write_bytes(weights)
+            (out / "tokenizer.json").write_text("{}", encoding="utf-8")
+            (out / METRICS_FILE).write_text(f'{{"wall_s": "{run}"}}', encoding="utf-8")
+            (out / "adapter" / "training_args.bin").write_bytes(run.encode())
+            (out / "adapter" / "adapter_config.json").write_text(f'{{"base": "/{run}/dcpt"}}', encoding="utf-8")
         hashes.append((model_hash(art.path), art.manifest["output_hash"]))
-    assert hashes[0][0] == hashes[1][0] and hashes[0][1] != hashes[1][1]
+    assert hashes[0][0] == hashes[1][0] != hashes[2][0]
+    assert hashes[0][1] != hashes[1][1]

@@ -26,10 +26,12 @@ from ..paths import PACKAGE_DIR, figures_dir, results_dir
 from ..reporting import provenance
 
 STAGES = ("dcpt", "sft", "dpo")
-# Files of a stage artifact that record the run (wall times, throughput) rather than the model: left out of
-# model_hash, so that retraining to bitwise-identical weights keeps every later stage's cache key.
 METRICS_FILE = "train_metrics.json"  # a copy of the stage's metrics inside its artifact: what a reuse returns
-RUN_RECORD_FILES = (METRICS_FILE,)
+# What identifies a stage's model in model_hash: its weights and vocabulary. The other files of an artifact
+# record the run (train_metrics.json: wall times; training_args.bin: a dated logging dir; the adapter's
+# config and model card: absolute paths and versions), so retraining to bitwise-identical weights, in any
+# checkout, keeps every later stage's cache key and the hashes written into results/.
+MODEL_IDENTITY_SUFFIXES = (".safetensors", "tokenizer.json", "chat_template.jinja")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -156,14 +158,14 @@ def stage_dataset(cfg: ProfileConfig, corpus: str, dataset=None):
 
 
 def model_hash(path_or_id: str | Path) -> str:
-    """A cache artifact's hash of its files (run records excluded, see RUN_RECORD_FILES); for another
-    local dir its file names/sizes/mtimes (hashing 14 GB of weights costs more than it guards); for a hub
-    id the id itself."""
+    """For a cache artifact, the hash of its weight and vocabulary files (MODEL_IDENTITY_SUFFIXES); for
+    another local dir its file names/sizes/mtimes (hashing 14 GB of weights costs more than it guards); for
+    a hub id the id itself."""
     path = Path(path_or_id)
     manifest = path / "manifest.json"
     if manifest.exists():
         files = json.loads(manifest.read_text("utf-8"))["files"]
-        return hash_obj({name: f for name, f in files.items() if Path(name).name not in RUN_RECORD_FILES})
+        return hash_obj({name: f for name, f in files.items() if name.endswith(MODEL_IDENTITY_SUFFIXES)})
     if path.is_dir():
         return hash_obj(sorted((str(p.relative_to(path)), p.stat().st_size, int(p.stat().st_mtime))
                                for p in path.rglob("*") if p.is_file()))
