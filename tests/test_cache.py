@@ -79,3 +79,23 @@ def test_model_hash_follows_the_weights_not_the_run_record(tmp_path):
         hashes.append((model_hash(art.path), art.manifest["output_hash"]))
     assert hashes[0][0] == hashes[1][0] != hashes[2][0]
     assert hashes[0][1] != hashes[1][1]
+
+
+def test_reuse_or_start_decides_reuse_lookup_and_forced_restart(tmp_path):
+    from qilin_lib.config import load_config
+    from qilin_lib.train.common import METRICS_FILE, StageNotTrained, reuse_or_start, work_dir
+
+    cfg = load_config("tiny")
+    art = StageArtifact("tiny", "sft", {"x": 1}, root=tmp_path)
+    with pytest.raises(StageNotTrained, match="qilin train sft"):
+        reuse_or_start(cfg, "sft", art, force=False, reuse_only=True)     # a lookup never trains
+    work_dir(art).mkdir(parents=True)
+    assert reuse_or_start(cfg, "sft", art, force=False, reuse_only=False) is None
+    assert work_dir(art).exists()                                        # checkpoints kept for resuming
+    assert reuse_or_start(cfg, "sft", art, force=True, reuse_only=False) is None
+    assert not work_dir(art).exists()                                    # a forced run starts over
+    with art.writing() as out:
+        (out / METRICS_FILE).write_text('{"final_loss": 0.5}', encoding="utf-8")
+    run = reuse_or_start(cfg, "sft", art, force=False, reuse_only=True)
+    assert run.reused and run.path == art.path and run.metrics == {"final_loss": 0.5}
+    assert reuse_or_start(cfg, "sft", art, force=True, reuse_only=False) is None

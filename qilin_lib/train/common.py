@@ -141,6 +141,25 @@ def publish_metrics(cfg: ProfileConfig, stage: str, metrics: dict) -> dict:
     return metrics
 
 
+def reuse_or_start(cfg: ProfileConfig, stage: str, art: StageArtifact, *, force: bool,
+                   reuse_only: bool) -> StageRun | None:
+    """The cache decision every stage makes first. A complete artifact (unless `force`) is returned, its
+    metrics and loss curve republished so that results/ describe the model later stages load (a
+    `reuse_only` lookup only reads them); `reuse_only` without one raises StageNotTrained; otherwise None,
+    after a forced run has cleared old checkpoints (it starts from its input model, not from them)."""
+    if art.complete and not force:
+        stored = art.path / METRICS_FILE
+        metrics = json.loads(stored.read_text("utf-8")) if stored.exists() else {}
+        if metrics and not reuse_only:
+            metrics = publish_metrics(cfg, stage, metrics)
+        return StageRun(stage, art.path, metrics, reused=True)
+    if reuse_only:
+        raise StageNotTrained(stage, art.path)
+    if force:
+        cleanup_work_dir(art)
+    return None
+
+
 def dataset_hash(dataset) -> str:
     """datasets' fingerprint (content-derived for in-memory data, the saved state for data on disk)."""
     fingerprint = getattr(dataset, "_fingerprint", None)

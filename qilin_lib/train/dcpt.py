@@ -36,14 +36,13 @@ from ..config import ProfileConfig
 from ..data import packing
 from .common import (
     METRICS_FILE,
-    StageNotTrained,
     StageRun,
     base_model_dir,
     cleanup_work_dir,
     finish_stage,
     last_complete_checkpoint,
     model_hash,
-    publish_metrics,
+    reuse_or_start,
     stage_artifact,
     training_kwargs,
     work_dir,
@@ -186,14 +185,10 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
     data_dir = default_data(cfg).path if corpus is None else None
     data_hash = corpus_hash(cfg, corpus)
     art = stage_artifact(cfg, STAGE, inputs={"data": data_hash, "base": model_hash(base)})
-    if art.complete and not force:
+    if (reused := reuse_or_start(cfg, STAGE, art, force=force, reuse_only=reuse_only)) is not None:
         log.info("reusing DCPT artifact %s", art.path)
-        return StageRun(STAGE, art.path, _publish_reused(cfg, art, publish=not reuse_only), reused=True)
-    if reuse_only:
-        raise StageNotTrained(STAGE, art.path)
+        return reused
     work = work_dir(art)
-    if force:
-        cleanup_work_dir(art)  # a forced run starts from the base model, not from old checkpoints
 
     # ---------------------------------------------------------------- model (+ LoRA)
     set_seed(cfg.seed)  # LoRA init; the Trainer reseeds (args.seed) before training
@@ -301,11 +296,3 @@ def datasets_progress(enabled: bool):
 
 
 _datasets_progress = datasets_progress  # the name the SFT/DPO stages import
-
-
-def _publish_reused(cfg: ProfileConfig, art, publish: bool = True) -> dict:
-    """A reused artifact: republish its metrics and loss curve, so that results/ and figures/ describe
-    the model the later stages will actually load (a `reuse_only` lookup only reads them)."""
-    stored = art.path / METRICS_FILE
-    metrics = json.loads(stored.read_text("utf-8")) if stored.exists() else {}
-    return publish_metrics(cfg, STAGE, metrics) if metrics and publish else metrics

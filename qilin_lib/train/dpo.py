@@ -53,12 +53,12 @@ from ..modeling import (
     merge_adapter,
 )
 from .common import (
-    StageNotTrained,
     StageRun,
     cleanup_work_dir,
     finish_stage,
     last_complete_checkpoint,
     model_hash,
+    reuse_or_start,
     stage_artifact,
     stage_dataset,
     training_kwargs,
@@ -70,7 +70,6 @@ from .sft import (
     _cut_source,
     _cut_target,
     _generation_header,
-    _reuse,
     _turns,
     ensure_chat_template,
     throughput,
@@ -230,12 +229,8 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     sft_dir = Path(sft_run.path)
     dataset, data_id = stage_dataset(cfg, "dpo", dataset)
     art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "sft_model": model_hash(sft_dir)})
-    if art.complete and not force:
-        return _reuse(cfg, STAGE, art, publish=not reuse_only)
-    if reuse_only:
-        raise StageNotTrained(STAGE, art.path)
-    if force:
-        cleanup_work_dir(art)  # a forced run starts from the SFT model, not from old checkpoints
+    if (reused := reuse_or_start(cfg, STAGE, art, force=force, reuse_only=reuse_only)) is not None:
+        return reused
 
     # ------------------------------------------------------------------------------ model + data
     model, tokenizer = load_model_and_tokenizer(cfg.model, str(sft_dir))

@@ -50,13 +50,12 @@ from ..modeling import (
 )
 from .common import (
     METRICS_FILE,
-    StageNotTrained,
     StageRun,
     cleanup_work_dir,
     finish_stage,
     last_complete_checkpoint,
     model_hash,
-    publish_metrics,
+    reuse_or_start,
     stage_artifact,
     stage_dataset,
     training_kwargs,
@@ -173,16 +172,6 @@ def throughput(trainer, output, resume: str | None) -> dict:
             "train_runtime_s": round(runtime, 2)}
 
 
-def _reuse(cfg: ProfileConfig, stage: str, art, publish: bool = True) -> StageRun:
-    """A complete artifact: republish its metrics and loss curve (results/ then describe the model that
-    later stages load) and return it; a `reuse_only` lookup only reads them."""
-    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))
-    if publish:
-        metrics = publish_metrics(cfg, stage, metrics)
-    log.info("reusing %s artifact %s", stage, art.path)
-    return StageRun(stage=stage, path=art.path, metrics=metrics, reused=True)
-
-
 # ================================================================================ measurements
 @torch.no_grad()
 def generate_answers(model_dir: str | Path, questions: Sequence[str], cfg: ProfileConfig,
@@ -223,12 +212,8 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
         base_model = run_dcpt(cfg, progress=progress, reuse_only=reuse_only).path
     dataset, data_id = stage_dataset(cfg, "sft", dataset)
     art = stage_artifact(cfg, stage, inputs={"data": data_id, "base_model": model_hash(base_model)})
-    if art.complete and not force:
-        return _reuse(cfg, stage, art, publish=not reuse_only)
-    if reuse_only:
-        raise StageNotTrained(stage, art.path)
-    if force:
-        cleanup_work_dir(art)  # a forced run starts from the base model, not from old checkpoints
+    if (reused := reuse_or_start(cfg, stage, art, force=force, reuse_only=reuse_only)) is not None:
+        return reused
 
     # ------------------------------------------------------------------------------ model + data
     model, tokenizer = load_model_and_tokenizer(cfg.model, str(base_model))
