@@ -39,9 +39,8 @@ def pick_cases(items: list[dict], per_group: int) -> list[dict]:
 
 def case_studies(cfg, per_group: int = 2, max_new_tokens: int = 48, progress: bool = False) -> list[dict]:
     """Answers of every existing stage to the chosen cases; written to results/<profile>/case_studies.json."""
-    exam = pick_cases(load_benchmark(cfg, "cmexam").items, per_group)
-    dialogue = pick_cases(load_benchmark(cfg, "huatuo26m").items, per_group)
-    exam_bench, dialogue_bench = load_benchmark(cfg, "cmexam", 1), load_benchmark(cfg, "huatuo26m", 1)
+    exam_bench, dialogue_bench = load_benchmark(cfg, "cmexam"), load_benchmark(cfg, "huatuo26m")
+    exam, dialogue = pick_cases(exam_bench.items, per_group), pick_cases(dialogue_bench.items, per_group)
     rows = []
     for model in stage_models(cfg):
         scorer = scorer_for(cfg, model, progress)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 RAG_HEADER = "以下是检索到的医学知识，仅供参考：\n"
@@ -26,19 +25,11 @@ KNOWLEDGE_SUBSETS = ("kg", "text")
 _PUNCT = re.compile(r"^[\W_]+$")
 
 
-@lru_cache(maxsize=1)
-def _jieba():
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    return jieba
-
-
 def jieba_terms(text: str) -> list[str]:
-    """jieba words without whitespace or punctuation-only tokens (they match everything)."""
-    return [w for w in _jieba().lcut(text) if w.strip() and not _PUNCT.match(w)]
+    """The metrics' jieba words (whitespace dropped) without punctuation-only tokens (they match everything)."""
+    from .metrics.tokens import jieba_tokens
+
+    return [w for w in jieba_tokens(text) if not _PUNCT.match(w)]
 
 
 class BM25Retriever:

@@ -220,14 +220,16 @@ def protocol_of(bench: Benchmark, modes, scorer: Scorer, extra: dict | None = No
             "truncated_prompts": scorer.truncated, **(extra or {})}
 
 
-def evaluate_model(cfg, model: EvalModel, benchmarks: list[str], progress: bool = True,
+def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], progress: bool = True,
                    rag: bool = False, voc: bool = False, prior: bool = False, heldout: bool = False) -> list[dict]:
-    """Every requested task for one model; returns the result dicts written."""
+    """Every requested task for one model (benchmarks by name, or already loaded); returns the result dicts
+    written."""
     ec = cfg.evaluation
     scorer = scorer_for(cfg, model, progress)
     results = []
-    for name in benchmarks:
-        bench = load_benchmark(cfg, name, ec.max_items)
+    for bench in benchmarks:
+        bench = bench if isinstance(bench, Benchmark) else load_benchmark(cfg, bench, ec.max_items)
+        name = bench.name
         runs = [(name, None)]
         if rag and name in ec.rag_benchmarks:
             runs.append((f"{name}_rag", rag_prompt_fn(cfg, bench)))
@@ -284,11 +286,12 @@ def evaluate_all(cfg, progress: bool = True, force_adapt: bool = False) -> list[
     ec = cfg.evaluation
     tiny = cfg.data.generator == "tiny_kb"
     names = [b for b in ec.benchmarks if b in available(cfg)]
+    benches = [load_benchmark(cfg, name, ec.max_items) for name in names]  # loaded once for every model
     models = stage_models(cfg, progress=False)
     results = []
     for model in models:
         print(f"[eval] {model.name}: {', '.join(names)}", flush=True)
-        results += evaluate_model(cfg, model, names, progress, rag=model.name in ec.rag_models,
+        results += evaluate_model(cfg, model, benches, progress, rag=model.name in ec.rag_models,
                                   voc=model.name in ec.voc_models, prior=tiny and ec.prior_baseline, heldout=tiny)
     sft = next((m for m in models if m.name == "sft"), None)
     if ec.adapt_benchmark and sft is not None:

@@ -38,7 +38,15 @@ class Scorer:
     _continuations: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
+        import inspect
+
         self.model.eval()
+        params = inspect.signature(self.model.forward).parameters
+        # transformers >= 5.2x names the KV-cache argument `cache`; remote-code models (Baichuan) keep the older
+        # `past_key_values`. `logits_to_keep=1`, where supported, lets a pass whose other positions are not
+        # read skip the vocabulary projection for them (most of a small model's compute).
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         if not self.max_length:
             self.max_length = getattr(self.model.config, "max_position_embeddings", None) or 2048
         if self.chat and not getattr(self.tokenizer, "chat_template", None):
@@ -50,22 +58,6 @@ class Scorer:
 
         model, tokenizer = load_model_and_tokenizer(cfg.model, str(model_dir))
         return cls(model, tokenizer, chat=chat, **kw)
-
-    @property
-    def _cache_kwarg(self) -> str:
-        """transformers >= 5.2x names the KV-cache argument `cache`; remote-code models (Baichuan) keep
-        the older `past_key_values`."""
-        import inspect
-
-        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-
-    @property
-    def _last_only(self) -> dict:
-        """`logits_to_keep=1` where the model supports it: a pass whose other positions are not read skips
-        the vocabulary projection for them (most of a small model's compute)."""
-        import inspect
-
-        return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
 
     @property
     def device(self) -> torch.device:
@@ -116,7 +108,8 @@ class Scorer:
         A plain KV-cache loop rather than `model.generate`: the same tokens as transformers' greedy search
         (a test checks it), at a fraction of its per-step overhead, which dominates for small models."""
         rows = [self._encode(p, self.max_length - max_new_tokens) for p in prompts]
-        stop = torch.tensor(self._stop_ids(), device=self.device)
+        stop_ids = self._stop_ids()
+        stop = torch.tensor(stop_ids, device=self.device)
         out: list[str] = [""] * len(rows)
         cand = self._first_tokens(first_token_candidates or [])
         first = torch.empty(len(rows), len(cand))
@@ -140,7 +133,7 @@ class Scorer:
                                   use_cache=True, **{self._cache_kwarg: cache}, **self._last_only)
             generated = torch.stack(tokens, dim=1).tolist()
             for i, ids in zip(idx, generated):
-                ids = ids[: next((k for k, t in enumerate(ids) if t in set(stop.tolist())), len(ids))]
+                ids = ids[: next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))]
                 out[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return (out, first) if first_token_candidates else out
 

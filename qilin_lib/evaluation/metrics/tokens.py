@@ -11,7 +11,11 @@ would only add matches on " " tokens.
 
 from __future__ import annotations
 
+import logging
+
 import jieba
+
+jieba.setLogLevel(logging.WARNING)  # no "Building prefix dict" banner in every notebook and test
 
 
 def char_tokens(text: str) -> list[str]:
