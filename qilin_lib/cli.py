@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--force", action="store_true", help="rebuild stages even if cached")
     rep.add_argument("-p", "--param", type=_param, action="append", default=[],
                      help="papermill parameter key=value (repeatable)")
+    rep.add_argument("--allow-dirty", action="store_true",
+                     help="write committed results although the code differs from the commit")
 
     data = sub.add_parser("data", help="run the data stage without a notebook")
     data.add_argument("--profile", default="tiny")
@@ -50,11 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     rpt = sub.add_parser("report", help="write results/<profile>/REPORT.md from the run's files")
     rpt.add_argument("--profile", default="tiny")
 
-    chk = sub.add_parser("check-results", help="compare the numbers of two result trees (committed vs fresh)")
+    chk = sub.add_parser("check-results", help="compare the numbers of two result trees (committed vs fresh): "
+                         "exactly when their numerics fingerprints match, else the claims within measured tolerances")
     chk.add_argument("committed", help="e.g. results/tiny of the checkout")
     chk.add_argument("fresh", help="the same tree written by a fresh run")
-    chk.add_argument("--rtol", type=float, default=1e-4)
-    chk.add_argument("--atol", type=float, default=1e-6)
+
+    tol = sub.add_parser("measure-tolerances", help="write qilin_lib/results_tolerances.json from trees that "
+                         "differ from the committed one only in numerics")
+    tol.add_argument("committed")
+    tol.add_argument("variants", nargs="+")
+    tol.add_argument("--how", required=True, help="how the variants were made (recorded in the file)")
 
     nbs = sub.add_parser("notebooks", help="keep the jupytext pairs in sync")
     nbs.add_argument("action", choices=["sync", "check"])
@@ -63,8 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "profile", None):
+        from .hub import set_hub_environment
+
+        set_hub_environment(args.profile)
     if args.command == "reproduce":
+        from .reporting import committed_results, git_state
         from .reproduce import NotebookFailed, run_notebooks
+
+        git = git_state()
+        if committed_results(args.profile) and git["code_dirty"] and not args.allow_dirty:
+            print(f"[qilin] refusing to write the committed results/{args.profile}: the code differs from commit "
+                  f"{git['commit'][:12]} ({', '.join(git['dirty_paths'])}); commit first, or pass --allow-dirty",
+                  file=sys.stderr)
+            return 2
 
         try:
             runs = run_notebooks(args.profile, args.only, args.start, args.force, dict(args.param))
@@ -93,13 +112,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[qilin] report: {build_report(args.profile)}")
         return 0
     if args.command == "check-results":
-        from .results_check import compare_trees
+        from .results_check import check_results
 
-        problems = compare_trees(args.committed, args.fresh, rtol=args.rtol, atol=args.atol)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"[qilin] {len(problems)} difference(s)")
-        return 1 if problems else 0
+        report = check_results(args.committed, args.fresh)
+        for line in report.problems + report.notes:
+            print(line, file=sys.stderr)
+        print(f"[qilin] mode {report.mode} (numerics committed {report.committed_numerics}, fresh "
+              f"{report.fresh_numerics}): {len(report.problems)} difference(s)")
+        return 1 if report.problems else 0
+    if args.command == "measure-tolerances":
+        from .results_check import measure_tolerances, write_tolerances
+
+        measured = measure_tolerances(args.committed, args.variants, args.how)
+        print(f"[qilin] {len(measured['families'])} metric families -> {write_tolerances(measured)}")
+        return 0
     if args.command == "data":
         from .config import load_config
         from .data.stage import run_data_stage

@@ -1,21 +1,28 @@
-"""Profiles (`tiny`, `gpu-small`, `paper`) as YAML shipped in the package, loaded into dataclasses.
+"""Profiles (`tiny`, `gpu-small`, `paper`) as YAML shipped in the package, loaded into typed dataclasses.
 
     cfg = load_config("tiny", {"data.dedup.num_perm": 64, "seed": 1})
 
 Overrides come from papermill parameters or the CLI as a flat dict of dotted keys (or nested dicts).
-An unknown or mistyped key is an error that names it and suggests the closest valid key; a value of the
-wrong type is an error too. Nothing is silently ignored.
+Validation is pydantic's (the dataclasses below are pydantic dataclasses: extra keys forbidden, types
+strict, ranges as annotations) all the way down: lists of benchmark names, scoring modes, model names,
+every source spec and its keys. An unknown key or name is an error that names it (dotted path) and the
+closest valid one; a value of the wrong type or out of range is an error too. Nothing is silently ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from dataclasses import dataclass, field
+import re
+from dataclasses import field
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError,
+                      with_config)
+from pydantic.dataclasses import dataclass
+from typing_extensions import NotRequired, TypedDict
 
 PROFILES = ("tiny", "gpu-small", "paper")
 
@@ -24,24 +31,123 @@ class ConfigError(ValueError):
     pass
 
 
+# --------------------------------------------------------------------------------- value types
+# Strict scalars: YAML's "3" stays a string error for an int field, and `true` is no integer.
+Int = Annotated[int, Strict()]
+Count = Annotated[int, Strict(), Field(ge=0)]            # 0 allowed (0 = "all" / "off" where documented)
+Positive = Annotated[int, Strict(), Field(ge=1)]
+Float = Annotated[float, Strict()]                        # ints are accepted and become floats
+PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
+Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+
+
+def _one_of(kind: str, valid) -> AfterValidator:
+    """A name checked against a registry that is read only when a config is validated (lazy imports keep
+    `qilin --help` fast and avoid import cycles); the error names the closest valid name."""
+    def check(value: str) -> str:
+        names = sorted(valid())
+        if value not in names:
+            close = difflib.get_close_matches(value, names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(names)}"
+            raise ValueError(f"unknown {kind} {value!r}; {hint}")
+        return value
+    return AfterValidator(check)
+
+
+def _loaders():
+    from .data.sources import LOADERS
+    return LOADERS
+
+
+def _benchmarks():
+    from .evaluation.benchmarks import BENCHMARKS
+    return BENCHMARKS
+
+
+def _cpt_subsets():
+    from .data.chimed import CPT_SUBSETS
+    return CPT_SUBSETS
+
+
+def _ceval_subjects():
+    from .evaluation.benchmarks import CEVAL_SUBJECTS
+    return CEVAL_SUBJECTS
+
+
+def _schedulers():
+    from transformers import SchedulerType
+    return [s.value for s in SchedulerType]
+
+
+def _deepspeed_configs():
+    return [""] + [p.stem.removeprefix("deepspeed_") for p in resources.files("qilin_lib.configs").iterdir()
+                   if p.name.startswith("deepspeed_") and p.name.endswith(".json")]
+
+
+LoaderName = Annotated[str, Strict(), _one_of("loader", _loaders)]
+BenchmarkName = Annotated[str, Strict(), _one_of("benchmark", _benchmarks)]
+ScoringMode = Literal["generate", "loglik", "cloze"]
+EvalModelName = Literal["base", "dcpt", "sft", "dpo", "adapt"]     # what notebook 05 evaluates
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SourceSpec(TypedDict):
+    """One entry of `data.sources` (qilin_lib.data.stage and qilin_lib.data.chimed.route read it)."""
+    name: Str
+    loader: LoaderName
+    path: Str                                                 # local path or hf://datasets/...
+    stage: NotRequired[Literal["cpt", "sft", "dpo", "all", "eval"]]
+    subset: NotRequired[Annotated[str, Strict(), _one_of("CPT subset", _cpt_subsets)]]
+    category: NotRequired[Literal["general", "medical"]]
+    options: NotRequired[dict[str, Any]]                      # keyword arguments of the loader
+
+
+@with_config(ConfigDict(extra="forbid"))
+class BenchmarkSpec(TypedDict):
+    """A `data.benchmarks` entry given as a mapping (a plain string is its `path`)."""
+    path: Str
+    test_ids: NotRequired[Str]                                # PubMedQA: test_ground_truth.json
+    subjects: NotRequired[list[Annotated[str, Strict(), _one_of("C-Eval subject", _ceval_subjects)]]]
+
+
+def _not_zero(steps: int) -> int:
+    if steps == 0:
+        raise ValueError("max_steps 0 would train nothing; -1 = train for `epochs`")
+    return steps
+
+
+def _safe_profile_name(name: str) -> str:
+    # The name becomes a directory under results/, figures/ and artifacts/: no separators, no "..".
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise ValueError(f"profile name {name!r} must be letters, digits, '.', '_' or '-' (it names directories)")
+    return name
+
+
+ProfileName = Annotated[str, Strict(), AfterValidator(_safe_profile_name)]
+BenchmarkEntry = Annotated[BenchmarkSpec, BeforeValidator(lambda v: {"path": v} if isinstance(v, str) else v)]
+STRICT = ConfigDict(extra="forbid", validate_assignment=True)
+
+
 # --------------------------------------------------------------------------------------------- data
-@dataclass
+@dataclass(config=STRICT)
 class DedupConfig:
     """Lee et al. 2022: exact duplicates after normalisation + MinHash LSH near-duplicates (char 5-grams).
 
     See qilin_lib.data.dedup for the normalisation and the algorithm; benchmarks/bench_dedup.py measures
     these defaults on ~20 MB of real medical text with planted copies (5-15% of characters edited).
     """
-    exact: bool = True
-    near: bool = True
-    ngram: int = 5
-    num_perm: int = 128
+    exact: Bool = True
+    near: Bool = True
+    ngram: Positive = 5
+    num_perm: Positive = 128
     # Banding threshold is deliberately low: edits destroy up to `ngram` shingles each, so 5-15% edited
     # copies sit far below Jaccard 0.8 (15% random substitutions: ~0.28). 0.1 gives 64 bands x 2 rows
     # (datasketch's optimal_param): P(candidate) = 1-(1-J^2)^64 = 0.98 at J 0.25, 0.9996 at J 0.35.
-    lsh_threshold: float = 0.1
-    bands: int = 0                   # 0 = chosen from lsh_threshold; set both bands and rows to override
-    rows: int = 0
+    lsh_threshold: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.1
+    bands: Count = 0                   # 0 = chosen from lsh_threshold; set both bands and rows to override
+    rows: Count = 0
     # A candidate pair is a near duplicate when all three estimates pass (see qilin_lib.data.dedup):
     # - 5-gram Jaccard >= verify_threshold (short copies with 15% edits go down to ~0.17; the banding
     #   above is then the limit: P(candidate) = 0.77 at J 0.15, 0.93 at J 0.2);
@@ -53,139 +159,148 @@ class DedupConfig:
     #   even mix of substitutions/insertions/deletions (Lee et al.'s EditSim > 0.8 alone would allow
     #   0.667). It rejects documents that share a template but differ in content.
     # 0 disables a test. The two sketches use `sketch_bins` one-permutation MinHash bins each.
-    verify_threshold: float = 0.15
-    order_ratio: float = 0.5
-    order_buckets: int = 8
-    char_threshold: float = 0.75
-    sketch_bins: int = 128
+    verify_threshold: Fraction = 0.15
+    order_ratio: Fraction = 0.5
+    order_buckets: Positive = 8
+    char_threshold: Fraction = 0.75
+    sketch_bins: Positive = 128
     # Bounds for documents that share boilerplate with many others: read at most max_bucket (the
     # earliest) kept documents per LSH bucket, and verify at most max_candidates per document (those
     # sharing the most bands).
-    max_bucket: int = 16
-    max_candidates: int = 32
-    min_chars: int = 20              # shorter documents (normalised chars) are only exact-deduplicated
-    batch_size: int = 2000           # streaming batch: documents ...
-    batch_chars: int = 500_000       # ... or characters, whichever comes first (bounds working memory)
-    seed: int = 1
+    max_bucket: Positive = 16
+    max_candidates: Positive = 32
+    min_chars: Count = 20              # shorter documents (normalised chars) are only exact-deduplicated
+    batch_size: Positive = 2000           # streaming batch: documents ...
+    batch_chars: Positive = 500_000       # ... or characters, whichever comes first (bounds working memory)
+    seed: Count = 1
 
 
-@dataclass
+@dataclass(config=STRICT)
 class TinyDataConfig:
     """Sizes of the corpora generated from the tiny knowledge base (DESIGN.md section 3).
 
     The knowledge base (qilin_lib/data/kb/tiny_kb.json) holds 100 diseases; the three groups must fit in it.
     """
-    n_dcpt_diseases: int = 60        # taught by the DCPT corpus, evaluated
-    n_sft_diseases: int = 20         # taught by DCPT and used for SFT / DPO-train items
-    n_control_diseases: int = 20     # never mentioned by any training text
-    restatements_per_fact: int = 24  # per epoch; x ~2.5 DCPT epochs = 50-80 exposures per fact
+    n_dcpt_diseases: Positive = 60        # taught by the DCPT corpus, evaluated
+    n_sft_diseases: Positive = 20         # taught by DCPT and used for SFT / DPO-train items
+    n_control_diseases: Positive = 20     # never mentioned by any training text
+    restatements_per_fact: Positive = 24  # per epoch; x ~2.5 DCPT epochs = 50-80 exposures per fact
     # share of the restatement rounds written as KG passages / encyclopedia text / QA text / dialogues
-    cpt_mix: dict = field(default_factory=lambda: {"kg": 0.3, "text": 0.3, "qa": 0.2, "dialogue": 0.2})
-    n_cmexam_items: int = 300        # 5 options; dcpt and control diseases in proportion to their counts
-    n_ceval_dev: int = 5             # the 5 dev shots (4 options, with explanation)
-    n_ceval_items: int = 120         # C-Eval-style val items (4 options, question ends with ____)
-    n_qa_test: int = 120             # Huatuo-style open QA test pairs
-    n_cmexam_train: int = 300        # CMExam-style train split for task adaptation (sft diseases, training stems)
-    n_probe_texts: int = 240         # held-out statements for perplexity (taught vs control)
-    n_sft_single: int = 400          # single-turn medical SFT items, the MCQ items below included
-    n_sft_mcq: int = 100             # exam-style MCQ items (answer + explanation) among n_sft_single
-    n_sft_multi: int = 150           # 2-3 turn medical conversations
-    n_general_sft: int = 60          # greetings, arithmetic, unit conversion, simple instructions
-    n_dpo_train: int = 400           # about sft diseases
-    n_dpo_heldout: int = 100         # about dcpt diseases, prompt wordings unused in dpo_train
-    dpo_evasive_fraction: float = 0.3  # share of rejected answers that evade instead of being wrong
+    cpt_mix: dict[Literal["kg", "text", "qa", "dialogue"], Fraction] = field(
+        default_factory=lambda: {"kg": 0.3, "text": 0.3, "qa": 0.2, "dialogue": 0.2})
+    n_cmexam_items: Positive = 300        # 5 options; dcpt and control diseases in proportion to their counts
+    n_ceval_dev: Positive = 5             # the 5 dev shots (4 options, with explanation)
+    n_ceval_items: Positive = 120         # C-Eval-style val items (4 options, question ends with ____)
+    n_qa_test: Positive = 120             # Huatuo-style open QA test pairs
+    n_cmexam_train: Count = 300        # CMExam-style train split for task adaptation (sft diseases, training stems)
+    n_probe_texts: Positive = 240         # held-out statements for perplexity (taught vs control)
+    n_sft_single: Positive = 400          # single-turn medical SFT items, the MCQ items below included
+    n_sft_mcq: Count = 100             # exam-style MCQ items (answer + explanation) among n_sft_single
+    n_sft_multi: Count = 150           # 2-3 turn medical conversations
+    n_general_sft: Count = 60          # greetings, arithmetic, unit conversion, simple instructions
+    n_dpo_train: Positive = 400           # about sft diseases
+    n_dpo_heldout: Positive = 100         # about dcpt diseases, prompt wordings unused in dpo_train
+    dpo_evasive_fraction: Fraction = 0.3  # share of rejected answers that evade instead of being wrong
 
 
-@dataclass
+@dataclass(config=STRICT)
 class DataConfig:
     # "tiny_kb": generate everything from the embedded knowledge base; "sources": build ChiMed from
     # `sources` (local paths or hf://datasets/... specs).
-    generator: str = "tiny_kb"
-    sources: list = field(default_factory=list)
-    benchmarks: dict = field(default_factory=dict)
-    errors: str = "raise"
-    max_records_per_source: int = 0  # 0 = all
+    generator: Literal["tiny_kb", "sources"] = "tiny_kb"
+    sources: list[SourceSpec] = field(default_factory=list)
+    benchmarks: dict[BenchmarkName, BenchmarkEntry] = field(default_factory=dict)  # "x" = {path: "x"}
+    errors: Literal["raise", "skip"] = "raise"
+    max_records_per_source: Count = 0  # 0 = all
     dedup: DedupConfig = field(default_factory=DedupConfig)
     tiny: TinyDataConfig = field(default_factory=TinyDataConfig)
 
 
 # ------------------------------------------------------------------------------------- model/train
-@dataclass
+@dataclass(config=STRICT)
 class ModelConfig:
-    name_or_path: str = "tiny"      # "tiny" = built by the repo's factory; else a hub id or local dir
-    trust_remote_code: bool = False
-    dtype: str = "float32"
-    attn_implementation: str = "sdpa"
+    # "tiny" = built by the repo's factory; else a hub id or local dir
+    name_or_path: Annotated[str, Strict(), Field(min_length=1)] = "tiny"
+    trust_remote_code: Bool = False
+    # Hub commit of name_or_path. Loading with trust_remote_code runs the hub's code: modeling refuses
+    # that unless revision pins a commit (40 hex digits), so the code that runs is the code reviewed.
+    revision: Str = ""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"] = "sdpa"
     # tiny factory only
-    vocab_size: int = 3000
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 688
-    max_position_embeddings: int = 512
+    vocab_size: Positive = 3000
+    hidden_size: Positive = 256
+    num_layers: Positive = 4
+    num_heads: Positive = 4
+    intermediate_size: Positive = 688
+    max_position_embeddings: Positive = 512
 
 
-@dataclass
+@dataclass(config=STRICT)
 class LoraConfig:
-    enabled: bool = False
-    r: int = 8
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: str = "all-linear"
+    enabled: Bool = False
+    r: Positive = 8
+    alpha: Positive = 32
+    dropout: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.05
+    target_modules: Annotated[str, Strict(), Field(min_length=1)] = "all-linear"
 
 
-@dataclass
+@dataclass(config=STRICT)
 class StageConfig:
-    learning_rate: float = 2e-4
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.05
-    warmup_steps: int = 0
-    weight_decay: float = 0.01
-    epochs: float = 1.0
-    max_steps: int = -1
-    per_device_batch_size: int = 1
-    gradient_accumulation_steps: int = 1
-    block_size: int = 1024           # DCPT packing
-    max_source_length: int = 256     # SFT / DPO prompt
-    max_target_length: int = 256     # SFT / DPO response
-    beta: float = 0.1                # DPO
+    learning_rate: PositiveFloat = 2e-4
+    lr_scheduler: Annotated[str, Strict(), _one_of("lr_scheduler", _schedulers)] = "cosine"
+    warmup_ratio: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.05
+    warmup_steps: Count = 0
+    weight_decay: Annotated[float, Strict(), Field(ge=0)] = 0.01
+    epochs: PositiveFloat = 1.0
+    max_steps: Annotated[int, Strict(), Field(ge=-1), AfterValidator(_not_zero)] = -1
+    per_device_batch_size: Positive = 1
+    gradient_accumulation_steps: Positive = 1
+    block_size: Annotated[int, Strict(), Field(ge=2)] = 1024           # DCPT packing
+    max_source_length: Positive = 256     # SFT / DPO prompt
+    max_target_length: Positive = 256     # SFT / DPO response
+    beta: PositiveFloat = 0.1                # DPO
     lora: LoraConfig = field(default_factory=LoraConfig)
-    deepspeed: str = ""              # name of a shipped DeepSpeed config, e.g. "zero2"
-    gradient_checkpointing: bool = False
-    save_steps: int = 500
-    logging_steps: int = 10
+    # name of a shipped DeepSpeed config (qilin_lib/configs/deepspeed_<name>.json), e.g. "zero2"
+    deepspeed: Annotated[str, Strict(), _one_of("DeepSpeed config", _deepspeed_configs)] = ""
+    gradient_checkpointing: Bool = False
+    save_steps: Positive = 500
+    logging_steps: Positive = 10
 
 
-@dataclass
+@dataclass(config=STRICT)
 class EvalConfig:
     """Notebook 05 (qilin_lib.evaluation): which benchmarks and modes, prompt window, RAG, VoC."""
-    benchmarks: list = field(default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
-    modes: list = field(default_factory=lambda: ["generate", "loglik", "cloze"])
-    batch_size: int = 16
-    max_length: int = 0              # prompt + answer window in tokens; 0 = the model's maximum
-    max_new_tokens_mcq: int = 32     # enough for a letter and the start of an explanation
-    max_new_tokens_qa: int = 128
-    max_items: int = 0               # per benchmark; 0 = all (a smoke run sets a few)
-    rag_models: list = field(default_factory=lambda: ["sft", "dpo"])
-    rag_benchmarks: list = field(default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
-    rag_top_k: int = 3
-    rag_max_chars: int = 300         # per retrieved passage
-    voc_models: list = field(default_factory=lambda: ["sft", "dpo"])  # VoC asks for a verdict: chat models
-    prior_baseline: bool = True      # tiny: cloze on the question with the disease name removed
-    adapt_benchmark: str = "cmexam"  # task adaptation (AntGLM-Med stage 3); "" = skip
+    benchmarks: list[BenchmarkName] = field(default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
+    modes: list[ScoringMode] = field(default_factory=lambda: ["generate", "loglik", "cloze"])
+    batch_size: Positive = 16
+    max_length: Count = 0              # prompt + answer window in tokens; 0 = the model's maximum
+    max_new_tokens_mcq: Positive = 32     # enough for a letter and the start of an explanation
+    max_new_tokens_qa: Positive = 128
+    max_items: Count = 0               # per benchmark; 0 = all (a smoke run sets a few)
+    rag_models: list[EvalModelName] = field(default_factory=lambda: ["sft", "dpo"])
+    rag_benchmarks: list[BenchmarkName] = field(
+        default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
+    rag_top_k: Positive = 3
+    rag_max_chars: Positive = 300         # per retrieved passage
+    # VoC asks for a verdict: chat models
+    voc_models: list[EvalModelName] = field(default_factory=lambda: ["sft", "dpo"])
+    prior_baseline: Bool = True      # tiny: cloze on the question with the disease name removed
+    # task adaptation (AntGLM-Med stage 3): a benchmark with a training split; "" = skip
+    adapt_benchmark: Annotated[str, Strict(), _one_of("benchmark", lambda: ["", *_benchmarks()])] = "cmexam"
 
 
-@dataclass
+@dataclass(config=STRICT)
 class HardwareConfig:
-    num_gpus: int = 0
-    bf16: bool = False
+    num_gpus: Count = 0
+    bf16: Bool = False
 
 
-@dataclass
+@dataclass(config=STRICT)
 class ProfileConfig:
-    name: str = "tiny"
-    description: str = ""
-    seed: int = 42
+    name: ProfileName = "tiny"
+    description: Str = ""
+    seed: Count = 42
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
@@ -194,77 +309,42 @@ class ProfileConfig:
     dpo: StageConfig = field(default_factory=StageConfig)
     adapt: StageConfig = field(default_factory=lambda: StageConfig(lora=LoraConfig(enabled=True)))
     evaluation: EvalConfig = field(default_factory=EvalConfig)
-    citations: dict = field(default_factory=dict)
+    citations: dict[Str, Str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 # ---------------------------------------------------------------------------------------- loading
+_PROFILE = TypeAdapter(ProfileConfig)
+
+
 def load_config(profile: str = "tiny", overrides: dict | None = None) -> ProfileConfig:
     """Load a shipped profile (or a YAML path) and apply overrides; errors name the offending key."""
     raw = _read_profile(profile)
-    cfg = _build(ProfileConfig, raw, prefix="")
     for key, value in _flatten(overrides or {}).items():
-        _set(cfg, key, value)
-    return cfg
+        _place(raw, key, value)
+    try:
+        return _PROFILE.validate_python(raw)
+    except ValidationError as err:
+        raise ConfigError(f"profile {profile!r}: " + "; ".join(_explain(e) for e in _unknown_keys_first(err.errors())[:5])) from None
 
 
 def _read_profile(profile: str) -> dict:
     if profile.endswith((".yaml", ".yml")):
         with open(profile, encoding="utf-8") as fh:
-            return yaml.safe_load(fh) or {}
-    if profile not in PROFILES:
+            raw = yaml.safe_load(fh) or {}
+    elif profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)} or a .yaml path")
-    text = resources.files("qilin_lib.profiles").joinpath(f"{profile}.yaml").read_text("utf-8")
-    return yaml.safe_load(text) or {}
-
-
-def _unknown(key: str, valid: list[str], prefix: str) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f"; did you mean {prefix + close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
-    return ConfigError(f"unknown config key {prefix + key!r}{hint}")
-
-
-def _build(cls, raw: dict, prefix: str):
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'profile'}: expected a mapping, got {raw!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in fields:
-            raise _unknown(key, list(fields), prefix)
-        kwargs[key] = _coerce(fields[key], value, prefix + key)
-    return cls(**kwargs)
-
-
-def _coerce(f: dataclasses.Field, value: Any, dotted: str):
-    ftype = _resolve_type(f.type)  # annotations are strings (PEP 563): map them back to types
-    if dataclasses.is_dataclass(ftype):
-        return _build(ftype, value, dotted + ".")
-    return _check_type(ftype, value, dotted)
-
-
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
-
-
-def _resolve_type(hint):
-    if isinstance(hint, str):
-        return _TYPES.get(hint) or globals()[hint]
-    return hint
-
-
-def _check_type(ftype, value, dotted: str):
-    if ftype is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if ftype in (int, float) and isinstance(value, bool):
-        raise ConfigError(f"{dotted}: expected {ftype.__name__}, got bool {value!r}")
-    if not isinstance(value, ftype):
-        raise ConfigError(f"{dotted}: expected {ftype.__name__}, got {type(value).__name__} {value!r}")
-    return value
+    else:
+        raw = yaml.safe_load(resources.files("qilin_lib.profiles").joinpath(f"{profile}.yaml").read_text("utf-8"))
+    if not isinstance(raw or {}, dict):
+        raise ConfigError(f"{profile}: expected a mapping at the top level, got {raw!r}")
+    return raw or {}
 
 
 def _flatten(overrides: dict, prefix: str = "") -> dict:
+    """Nested override dicts become dotted keys, except the value of a dict-valued field (replaced whole)."""
     flat = {}
     for key, value in overrides.items():
         dotted = f"{prefix}{key}"
@@ -276,27 +356,70 @@ def _flatten(overrides: dict, prefix: str = "") -> dict:
 
 
 def _is_dict_field(dotted: str) -> bool:
-    target = ProfileConfig
+    obj: Any = ProfileConfig()
     for part in dotted.split("."):
-        fields = {f.name: f for f in dataclasses.fields(target)} if dataclasses.is_dataclass(target) else {}
-        if part not in fields:
+        if not dataclasses.is_dataclass(obj) or part not in {f.name for f in dataclasses.fields(obj)}:
             return False
-        target = _resolve_type(fields[part].type)
-    return target is dict
+        obj = getattr(obj, part)
+    return isinstance(obj, dict)
 
 
-def _set(cfg: ProfileConfig, dotted: str, value: Any) -> None:
+def _place(raw: dict, dotted: str, value: Any) -> None:
+    """Put an override into the raw profile mapping; validation then checks it like any YAML value."""
     parts = dotted.split(".")
-    obj, prefix = cfg, ""
-    for part in parts[:-1]:
-        fields = {f.name for f in dataclasses.fields(obj)}
-        if part not in fields:
-            raise _unknown(part, sorted(fields), prefix)
-        obj, prefix = getattr(obj, part), prefix + part + "."
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(parts[:i + 1])!r} is a value, not a section (override {dotted!r})")
+    node[parts[-1]] = value
+
+
+# ------------------------------------------------------------------------------ error messages
+_EXPECTED = {"int_type": "int", "float_type": "float", "string_type": "str", "bool_type": "bool",
+             "list_type": "list", "dict_type": "mapping", "dataclass_type": "mapping",
+             "typed_dict_type": "mapping"}
+
+
+def _unknown_keys_first(errors: list[dict]) -> list[dict]:
+    # a misspelt key also leaves its correct spelling "missing": name the typo first
+    return sorted(errors, key=lambda e: e["type"] not in ("unexpected_keyword_argument", "extra_forbidden"))
+
+
+def _explain(error: dict) -> str:
+    """One pydantic error as a line that names the dotted key and, for a bad name, the closest valid one."""
+    loc = [part for part in error["loc"] if part != "[key]"]
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "profile"
+    kind, value = error["type"], error.get("input")
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        parent = dotted[: -len(str(loc[-1]))]
+        valid = _valid_keys(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"did you mean {parent + close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+        return f"unknown config key {dotted!r}; {hint}"
+    if kind == "literal_error":
+        valid = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        close = difflib.get_close_matches(str(value), valid, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(valid)}"
+        return f"{dotted}: unknown value {value!r}; {hint}"
+    if kind in _EXPECTED:
+        return f"{dotted}: expected {_EXPECTED[kind]}, got {type(value).__name__} {value!r}"
+    if kind == "missing":
+        return f"{dotted}: required key missing"
+    if kind == "value_error":  # our validators' messages name the value already
+        return f"{dotted}: {error['msg'].removeprefix('Value error, ')}"
+    return f"{dotted}: {error['msg']} (got {value!r})"
+
+
+def _valid_keys(loc: list) -> list[str]:
+    """The keys a mapping at `loc` may hold: a section's fields, or a source / benchmark spec's keys."""
+    names = [part for part in loc if not isinstance(part, int)]
+    obj: Any = ProfileConfig()
+    for part in names:
         if not dataclasses.is_dataclass(obj):
-            raise ConfigError(f"{prefix.rstrip('.')!r} is a value, not a section")
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    leaf = parts[-1]
-    if leaf not in fields:
-        raise _unknown(leaf, sorted(fields), prefix)
-    setattr(obj, leaf, _coerce(fields[leaf], value, dotted))
+            break
+        obj = getattr(obj, part, None)
+    if dataclasses.is_dataclass(obj):
+        return [f.name for f in dataclasses.fields(obj)]
+    spec = {"sources": SourceSpec, "benchmarks": BenchmarkSpec}.get(names[1] if len(names) > 1 else "")
+    return sorted(spec.__annotations__) if spec else []

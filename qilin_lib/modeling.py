@@ -21,6 +21,7 @@ import dataclasses
 import importlib.util
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -85,6 +86,19 @@ def _resolve_attn(name: str, device: torch.device) -> str:
     return name
 
 
+def hub_kwargs(model_cfg: ModelConfig, source: str) -> dict:
+    """trust_remote_code (an explicit False never prompts on stdin; None would) and, for a hub id, the
+    profile's revision. Remote code from the hub runs only at a pinned commit: what runs is what was read."""
+    trust = bool(model_cfg.trust_remote_code)
+    if Path(source).expanduser().exists():  # a local checkpoint (its code is on disk to read)
+        return {"trust_remote_code": trust}
+    if trust and not re.fullmatch(r"[0-9a-f]{40}", model_cfg.revision):
+        raise ValueError(f"{source}: model.trust_remote_code runs code from the hub; pin model.revision to a "
+                         f"commit (40 hex digits, e.g. HfApi().model_info({source!r}).sha), not "
+                         f"{model_cfg.revision or 'the moving main branch'!r}")
+    return {"trust_remote_code": trust, "revision": model_cfg.revision or None}
+
+
 def load_model_and_tokenizer(model_cfg: ModelConfig, path_or_id: str | None = None, *, device=None,
                              padding_side: str = "right"):
     """Load (model, tokenizer) from a hub id or local dir; pass padding_side="left" for generation."""
@@ -92,15 +106,15 @@ def load_model_and_tokenizer(model_cfg: ModelConfig, path_or_id: str | None = No
     if source == "tiny":
         raise ValueError("model 'tiny' is built by tiny_base_model(cfg, ...); pass the directory it returns")
     dev = _resolve_device(device)
-    trust = bool(model_cfg.trust_remote_code)  # an explicit False never prompts on stdin (None would)
+    hub = hub_kwargs(model_cfg, source)
     try:  # the config first: cheap, and where a remote-code checkpoint fails
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust)
+        config = AutoConfig.from_pretrained(source, **hub)
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub)
         model = AutoModelForCausalLM.from_pretrained(
-            source, config=config, trust_remote_code=trust, dtype=_resolve_dtype(model_cfg.dtype, dev),
+            source, config=config, **hub, dtype=_resolve_dtype(model_cfg.dtype, dev),
             attn_implementation=_resolve_attn(model_cfg.attn_implementation, dev))
     except ValueError as err:
-        if "trust_remote_code" in str(err) and not trust:
+        if "trust_remote_code" in str(err) and not hub["trust_remote_code"]:
             raise ValueError(f"{source} ships its own modeling code: set `model.trust_remote_code: true` in "
                              "the profile (Baichuan-7B needs it) to allow running it") from err
         raise

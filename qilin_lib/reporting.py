@@ -14,21 +14,40 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import numerics
 from .cache import atomic_write_text
 from .paths import repo_root
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "deepspeed", "evaluate")
 
 
-def git_commit() -> str:
+# What a run rewrites itself: changes there do not make the code that produced them differ from the commit.
+RUN_OUTPUTS = ("results/", "figures/")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=10,
+                          check=True).stdout
+
+
+def git_state() -> dict:
+    """The commit, and whether the code differs from it: uncommitted or untracked files outside results/
+    and figures/ (which the run itself rewrites). `dirty_paths` names a few. Outside a checkout: unknown."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True,
-                             text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(),
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
+        commit = _git("rev-parse", "HEAD").strip()
+        changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=all").splitlines()]
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return {"commit": "unknown", "code_dirty": None, "dirty_paths": []}
+    code = [path for path in changed if not path.strip('"').startswith(RUN_OUTPUTS)]
+    return {"commit": commit, "code_dirty": bool(code), "dirty_paths": code[:10]}
+
+
+def committed_results(profile: str) -> bool:
+    """Whether results/<profile> of this checkout is under version control (a sandbox or a new profile is not)."""
+    try:
+        return bool(_git("ls-files", "--", f"results/{profile}").strip())
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def package_versions(names=PACKAGES) -> dict[str, str]:
@@ -42,8 +61,12 @@ def package_versions(names=PACKAGES) -> dict[str, str]:
 
 
 def provenance() -> dict:
-    return {"git_commit": git_commit(), "python": sys.version.split()[0], "platform": platform.platform(),
-            "packages": package_versions()}
+    """Where a number came from: code (commit + dirty flag), packages, machine, and the numerics
+    fingerprint that the committed-results check compares (qilin_lib.numerics)."""
+    git = git_state()
+    return {"git_commit": git["commit"], "code_dirty": git["code_dirty"], "dirty_paths": git["dirty_paths"],
+            "python": sys.version.split()[0], "platform": platform.platform(), "packages": package_versions(),
+            "cpu": numerics.cpu(), "numerics": numerics.fingerprint()}
 
 
 def write_table(df: pd.DataFrame, directory: str | Path, name: str, caption: str = "") -> dict[str, Path]:

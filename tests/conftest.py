@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import qilin_lib  # noqa: F401  (first: pins the CPU numerics before any test module imports torch)
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -34,7 +34,7 @@ def test_int_is_accepted_for_float_fields():
 
 def test_dict_valued_field_takes_a_dict_override():
     cfg = load_config("tiny", {"data.benchmarks": {"cmexam": "x.csv"}})
-    assert cfg.data.benchmarks == {"cmexam": "x.csv"}
+    assert cfg.data.benchmarks == {"cmexam": {"path": "x.csv"}}      # a plain path is the spec's `path`
 
 
 @pytest.mark.parametrize("key, expected", [
@@ -65,3 +65,54 @@ def test_unknown_key_in_a_yaml_profile_is_an_error(tmp_path):
 def test_unknown_profile_is_an_error():
     with pytest.raises(ConfigError, match="unknown profile 'huge'"):
         load_config("huge")
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"evaluation.benchmarks": ["cmexma"]}, "evaluation.benchmarks[0]: unknown benchmark 'cmexma'; did you mean 'cmexam'?"),
+    ({"evaluation.modes": ["clozee"]}, "evaluation.modes[0]: unknown value 'clozee'; did you mean 'cloze'?"),
+    ({"evaluation.voc_models": ["dpoo"]}, "evaluation.voc_models[0]: unknown value 'dpoo'; did you mean 'dpo'?"),
+    ({"evaluation.adapt_benchmark": "pubmedq"}, "unknown benchmark 'pubmedq'; did you mean 'pubmedqa'?"),
+    ({"data.sources": [{"name": "x", "laoder": "chimed_cpt_txt", "path": "a"}]},
+     "unknown config key 'data.sources[0].laoder'; did you mean 'data.sources[0].loader'?"),
+    ({"data.sources": [{"name": "x", "loader": "chimed_cpt_tx", "path": "a"}]},
+     "data.sources[0].loader: unknown loader 'chimed_cpt_tx'; did you mean 'chimed_cpt_txt'?"),
+    ({"data.sources": [{"name": "x", "loader": "chimed_cpt_txt", "path": "a", "subset": "dialog"}]},
+     "unknown CPT subset 'dialog'; did you mean 'dialogue'?"),
+    ({"data.benchmarks": {"cmexma": "x.csv"}}, "data.benchmarks.cmexma: unknown benchmark 'cmexma'"),
+    ({"data.benchmarks": {"pubmedqa": {"path": "x", "tset_ids": "y"}}},
+     "unknown config key 'data.benchmarks.pubmedqa.tset_ids'; did you mean 'data.benchmarks.pubmedqa.test_ids'?"),
+    ({"dcpt.lr_scheduler": "cosin"}, "unknown lr_scheduler 'cosin'; did you mean 'cosine'?"),
+    ({"sft.deepspeed": "zero3"}, "unknown DeepSpeed config 'zero3'"),
+    ({"model.dtype": "bf16"}, "model.dtype: unknown value 'bf16'; did you mean 'bfloat16'?"),
+])
+def test_nested_names_are_checked_against_what_exists(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", override)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"dcpt.block_size": 0}, "dcpt.block_size: Input should be greater than or equal to 2"),
+    ({"dcpt.block_size": -8}, "dcpt.block_size"),
+    ({"sft.per_device_batch_size": 0}, "sft.per_device_batch_size"),
+    ({"dpo.epochs": 0}, "dpo.epochs: Input should be greater than 0"),
+    ({"dcpt.max_steps": 0}, "max_steps 0 would train nothing"),
+    ({"sft.lora.dropout": 1.0}, "sft.lora.dropout"),
+    ({"data.dedup.lsh_threshold": 0}, "data.dedup.lsh_threshold"),
+    ({"evaluation.batch_size": 0}, "evaluation.batch_size"),
+])
+def test_values_out_of_range_fail_before_any_work(override, message):
+    with pytest.raises(ConfigError, match="profile 'tiny'") as err:
+        load_config("tiny", override)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "/abs", ""])
+def test_a_profile_name_cannot_leave_its_directories(name):
+    with pytest.raises(ConfigError, match="profile name"):
+        load_config("tiny", {"name": name})
+
+
+def test_a_value_is_not_a_section():
+    with pytest.raises(ConfigError, match="'seed' is a value, not a section"):
+        load_config("tiny", {"seed.x": 1})

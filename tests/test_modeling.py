@@ -247,3 +247,18 @@ def test_tiny_base_model_is_cached(tmp_path, monkeypatch):
 def dataclasses_replace(obj, **changes):
     import dataclasses
     return dataclasses.replace(obj, **changes)
+
+
+def test_hub_remote_code_runs_only_at_a_pinned_revision(tmp_path):
+    from qilin_lib.modeling import hub_kwargs
+
+    remote = ModelConfig(name_or_path="org/model", trust_remote_code=True)
+    with pytest.raises(ValueError, match="pin model.revision"):
+        hub_kwargs(remote, "org/model")
+    with pytest.raises(ValueError, match="pin model.revision"):
+        hub_kwargs(dataclasses_replace(remote, revision="main"), "org/model")
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert hub_kwargs(dataclasses_replace(remote, revision=sha), "org/model") == {"trust_remote_code": True,
+                                                                                 "revision": sha}
+    assert hub_kwargs(remote, str(tmp_path)) == {"trust_remote_code": True}      # a local checkpoint
+    assert hub_kwargs(ModelConfig(), "org/model") == {"trust_remote_code": False, "revision": None}

@@ -13,7 +13,7 @@ from qilin_lib import notebooks
 from qilin_lib.cli import main
 from qilin_lib.paths import results_dir
 from qilin_lib.reproduce import NotebookFailed, run_notebooks
-from qilin_lib.results_check import compare_trees
+from qilin_lib.results_check import check_results, compare_trees
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = '# %% tags=["parameters"]\nprofile = "tiny"\nforce = False\n\n'
@@ -95,6 +95,32 @@ def test_committed_tiny_results_match_a_fresh_reproduction(sandbox):
     shutil.copytree(REPO / "notebooks", sandbox / "notebooks")
     shutil.copytree(REPO / "results" / "paper", sandbox / "results" / "paper")
     assert main(["reproduce", "--profile", "tiny"]) == 0
-    problems = compare_trees(committed, sandbox / "results" / "tiny")
-    assert not problems, f"{len(problems)} committed numbers differ from a fresh run:\n" + "\n".join(problems[:40])
+    report = check_results(committed, sandbox / "results" / "tiny")
+    assert not report.problems, (f"{len(report.problems)} committed numbers differ from a fresh run ({report.mode} "
+                                 f"mode; numerics committed {report.committed_numerics}, here "
+                                 f"{report.fresh_numerics}):\n" + "\n".join(report.problems[:40]))
     assert (sandbox / "results" / "tiny" / "REPORT.md").exists()
+
+
+def test_reproduce_refuses_to_write_committed_results_from_dirty_code(sandbox, capsys):
+    """Committed results must come from committed code: results/ and figures/ may differ (the run
+    rewrites them), anything else makes `qilin reproduce` stop unless --allow-dirty."""
+    import subprocess
+
+    _notebook(sandbox / "notebooks", "01_ok", "from qilin_lib.paths import results_dir\n"
+                                             "(results_dir(profile) / 'ok.json').write_text('{}')")
+    notebooks.sync(sandbox / "notebooks")
+    shutil.copytree(REPO / "results" / "paper", sandbox / "results" / "paper")   # the report reads it
+    (sandbox / "results" / "tiny").mkdir(parents=True)
+    (sandbox / "results" / "tiny" / "old.json").write_text("{}")
+    (sandbox / ".gitignore").write_text("artifacts/\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=sandbox, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=sandbox, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=sandbox, check=True)
+    (sandbox / "results" / "tiny" / "old.json").write_text('{"changed": 1}')     # results only: allowed
+    assert main(["reproduce", "--profile", "tiny"]) == 0
+    (sandbox / "notebooks" / "01_ok.py").write_text((sandbox / "notebooks" / "01_ok.py").read_text() + "\n# edit\n")
+    assert main(["reproduce", "--profile", "tiny"]) == 2
+    assert "notebooks/01_ok.py" in capsys.readouterr().err
+    assert main(["reproduce", "--profile", "tiny", "--allow-dirty"]) == 0
