@@ -1,10 +1,18 @@
-"""The artifact cache: keyed by config and inputs, complete only when fully written, atomic on failure."""
+"""The artifact cache: keyed by config and inputs, complete only when fully written, atomic on failure,
+safe under concurrent writers and readers, and clean after killed runs."""
 
 import json
+import multiprocessing
+import os
+import signal
+import time
 
 import pytest
 
-from qilin_lib.cache import StageArtifact, atomic_write_json, hash_obj
+from qilin_lib.cache import MANIFEST, StageArtifact, atomic_write_json, hash_file, hash_obj
+
+# fork: the children only write files, and start in milliseconds instead of re-importing the package
+FORK = multiprocessing.get_context("fork")
 
 
 def test_key_depends_on_config_and_inputs(tmp_path):
@@ -34,7 +42,7 @@ def test_failure_leaves_nothing_behind(tmp_path):
             (out / "half.txt").write_text("half", encoding="utf-8")
             raise RuntimeError("crash mid-write")
     assert not art.complete and not art.path.exists()
-    assert list(tmp_path.iterdir()) == []  # no temp directory either
+    assert [p.name for p in tmp_path.iterdir()] == [art.lock_path.name]  # no temp directory either
 
 
 def test_forced_rebuild_replaces_the_old_artifact(tmp_path):
@@ -99,3 +107,86 @@ def test_reuse_or_start_decides_reuse_lookup_and_forced_restart(tmp_path):
     run = reuse_or_start(cfg, "sft", art, force=False, reuse_only=True)
     assert run.reused and run.path == art.path and run.metrics == {"final_loss": 0.5}
     assert reuse_or_start(cfg, "sft", art, force=True, reuse_only=False) is None
+
+
+# ---------------------------------------------------------------- concurrency and killed runs
+
+def _publish(root, tag: str, times: int) -> None:
+    art = StageArtifact("tiny", "data", {"x": 1}, root=root)
+    for i in range(times):
+        with art.writing() as out:
+            for n in range(4):  # contents differ per writer and round: a mixed version shows up
+                (out / f"part{n}.txt").write_text(f"{tag}{i}-{n}" * 2000, encoding="utf-8")
+
+
+def _matches_manifest(art: StageArtifact) -> bool:
+    files = art.manifest["files"]
+    on_disk = {str(p.relative_to(art.path)) for p in art.path.rglob("*") if p.is_file()} - {MANIFEST}
+    return on_disk == set(files) and all(hash_file(art.path / n) == f["sha256"] for n, f in files.items())
+
+
+def _tmp_dirs(root) -> set[str]:
+    return {p.name for p in root.glob(".*.tmp")}
+
+
+def test_concurrent_forced_publishes_all_succeed_and_readers_see_one_version(tmp_path):
+    writers = [FORK.Process(target=_publish, args=(tmp_path, tag, 8)) for tag in "abcd"]
+    for w in writers:
+        w.start()
+    art = StageArtifact("tiny", "data", {"x": 1}, root=tmp_path)
+    while any(w.is_alive() for w in writers):
+        with art.reading():
+            assert not art.complete or _matches_manifest(art)
+    for w in writers:
+        w.join()
+    assert [w.exitcode for w in writers] == [0, 0, 0, 0]
+    assert art.complete and _matches_manifest(art)
+    assert _tmp_dirs(tmp_path) == set()
+
+
+def _write_and_hang(root, config: dict, ready) -> None:
+    with StageArtifact("tiny", "data", config, root=root).writing() as out:
+        (out / "half.txt").write_text("half", encoding="utf-8")
+        ready.set()
+        time.sleep(120)
+
+
+def _hanging_writer(root, config: dict):
+    ready = FORK.Event()
+    proc = FORK.Process(target=_write_and_hang, args=(root, config, ready))
+    proc.start()
+    assert ready.wait(30)
+    return proc
+
+
+def test_leftovers_of_killed_writers_are_removed_and_live_writers_kept(tmp_path):
+    live = _hanging_writer(tmp_path, {"x": 4})  # holds its key's lock while its tmp dir fills
+    try:
+        live_tmp = _tmp_dirs(tmp_path)
+        killed = _hanging_writer(tmp_path, {"x": 1})  # the key published below, killed mid-write
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.join()
+        other = StageArtifact("tiny", "data", {"x": 3}, root=tmp_path)
+        (tmp_path / f".{other.path.name}.abc123.tmp").mkdir()  # another key's run, killed long ago
+        assert len(live_tmp) == 1 and len(_tmp_dirs(tmp_path) - live_tmp) == 2
+        art = StageArtifact("tiny", "data", {"x": 1}, root=tmp_path)
+        with art.writing() as out:
+            (out / "a.txt").write_text("a", encoding="utf-8")
+        assert _tmp_dirs(tmp_path) == live_tmp
+        assert art.complete and _matches_manifest(art)
+    finally:
+        live.kill()
+        live.join()
+
+
+def test_a_reader_inside_its_own_writer_does_not_deadlock(tmp_path):
+    art = StageArtifact("tiny", "data", {"x": 1}, root=tmp_path)
+    with art.writing() as out:
+        (out / "a.txt").write_text("a", encoding="utf-8")
+        with art.reading():
+            assert not art.complete
+        with pytest.raises(RuntimeError, match="already holds"):
+            with art.writing():
+                pass
+    with art.reading():
+        assert art.manifest["files"]["a.txt"]["bytes"] == 1

@@ -137,6 +137,40 @@ def test_cmexam_alpaca_answer_matching_no_option(tmp_path):
     assert [r["answer"] for r in recs] == ["B"] and recs.stats.skipped == 1
 
 
+def _xlsx(path, columns: dict):
+    import pandas as pd
+
+    pd.DataFrame(columns).to_excel(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("errors", ["raise", "skip"])
+def test_cmexam_corrupt_workbook_names_the_file(tmp_path, errors):
+    good = _xlsx(tmp_path / "good.xlsx", {"Question": ["问"], "Options": ["A 甲\\nB 乙"], "Answer": ["A"]})
+    assert [r["answer"] for r in load_cmexam_xlsx(good)] == ["A"]
+    random_bytes = tmp_path / "random.xlsx"
+    random_bytes.write_bytes(bytes(range(256)) * 8)
+    truncated = tmp_path / "truncated.xlsx"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    for bad in (random_bytes, truncated):
+        with pytest.raises(DataFormatError, match="not a readable xlsx workbook") as info:
+            load_cmexam_xlsx(bad, errors=errors)
+        assert str(bad) in str(info.value)
+
+
+@pytest.mark.parametrize("errors", ["raise", "skip"])
+def test_cmexam_header_without_required_columns_is_a_file_error(tmp_path, errors):
+    """Under errors="skip" a missing Answer column used to skip every row as a `nan` answer, silently."""
+    columns = {"Question": ["问1", "问2"], "Options": ["A 甲\\nB 乙"] * 2, "Key": ["A", "B"]}
+    xlsx = _xlsx(tmp_path / "renamed.xlsx", columns)
+    csv = _write(tmp_path / "renamed.csv", 'Question,Options,Key\n问1,"A 甲\nB 乙",A\n')
+    for path, load in ((xlsx, load_cmexam_xlsx), (csv, load_cmexam_csv)):
+        with pytest.raises(DataFormatError) as info:
+            load(path, errors=errors)
+        message = str(info.value)
+        assert str(path) in message and "['Answer']" in message and "'Key'" in message
+
+
 # ---------------------------------------------------------------- C-Eval
 
 def test_ceval_csv(shared_data):
@@ -288,6 +322,35 @@ def test_malformed_json_line(tmp_path):
     recs = load_kg_instruct_jsonl(bad, errors="skip")
     assert len(recs) == 2 and recs.stats.skipped == 1 and recs.stats.loaded == 2
     assert recs[0]["messages"][0]["content"] == "问1\n补充"
+
+
+def test_mis_encoded_json_line_costs_one_record(tmp_path):
+    """Invalid UTF-8 on one line: the file's other records load; the skip reason and the error name the
+    file and the line, for the loaders that read whole files and for the streaming ones alike."""
+    ok = [json.dumps({"instruction": f"问{n}", "output": f"答{n}",
+                      "conversations": [{"from": "human", "value": f"问{n}"}, {"from": "gpt", "value": "答"}]},
+                     ensure_ascii=False).encode() for n in (1, 3)]
+    bad = tmp_path / "sft.jsonl"
+    bad.write_bytes(ok[0] + b'\n{"instruction": "\xff\xfe\xe9", "output": "x"}\n' + ok[1] + b"\n")
+    for load in (load_kg_instruct_jsonl, load_medicalgpt_sft_jsonl, load_chimed_sft_jsonl, load_chimed_cpt_txt):
+        recs = load(bad, errors="skip")
+        assert len(recs) == 2 and recs.stats.skipped == 1, load.__name__
+        [reason] = recs.stats.reasons
+        assert "not valid utf-8" in reason and str(bad) in reason and "line 2" in reason, load.__name__
+        with pytest.raises(DataFormatError, match="not valid utf-8") as info:
+            load(bad)
+        assert f"{bad}: record line 2" in str(info.value), load.__name__
+
+
+def test_mis_encoded_documents_stay_file_errors(tmp_path):
+    """A JSON array cannot lose one line, and a file in another encoding is one error saying which."""
+    array = tmp_path / "array.json"
+    array.write_bytes(b'[{"instruction": "a", "output": "b"},\n{"instruction": "\xff", "output": "b"}]')
+    with pytest.raises(DataFormatError, match=r"array\.json: not valid utf-8 at line 2"):
+        load_kg_instruct_jsonl(array, errors="skip")
+    gbk = _write(tmp_path / "gbk.jsonl", '{"instruction": "问", "output": "答"}\n' * 2, "gbk")
+    with pytest.raises(DataFormatError, match=r"gbk\.jsonl: not valid utf-8 at line 1.*encoding='gbk'"):
+        load_kg_instruct_jsonl(gbk, errors="skip")
 
 
 # ---------------------------------------------------------------- MedicalGPT

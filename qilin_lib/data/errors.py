@@ -27,6 +27,18 @@ class DataFormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class UndecodableLine(DataFormatError):
+    """A line whose bytes do not decode in the file's encoding.
+
+    Under errors="skip" it is counted under a reason that names the file and the line, since the fix is
+    in those bytes; such lines are rare (a file that does not decode at all is one file error).
+    """
+
+    def __init__(self, path: str | Path, lineno: int, encoding: str, detail: str):
+        super().__init__(path, f"line {lineno}", f"not valid {encoding} {detail}")
+        self.skip_reason = f"not valid {encoding}: {self.path} line {lineno}"
+
+
 @dataclass
 class LoadStats:
     """How many records a loader kept and skipped, and why it skipped them."""
@@ -79,7 +91,8 @@ class RecordGuard:
             if self.errors == "raise":
                 raise DataFormatError(self.path, ref, message) from exc
             self.stats.skipped += 1
-            self.stats.reasons[message.split(":")[0][:80]] += 1
+            reason = exc.skip_reason if isinstance(exc, UndecodableLine) else message.split(":")[0][:80]
+            self.stats.reasons[reason] += 1
 
     def skip(self, reason: str) -> None:
         """Count a record that the source itself marks as unusable (e.g. a `nan` answer)."""

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import DataFormatError
+from .errors import DataFormatError, UndecodableLine
 
 HUB_PREFIX = "hf://datasets/"
 # Encodings we try, in order, to tell the user what to declare when a file does not decode.
@@ -35,26 +35,55 @@ def resolve_path(spec: str | Path, revision: str | None = None) -> Path:
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """Decode a whole file; a wrong encoding is an error that says which encoding to declare."""
+    """Decode a whole file; a wrong encoding is an error that says where and which encoding to declare."""
     raw = Path(path).read_bytes()
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise DataFormatError(path, None, _encoding_hint(raw, encoding, exc)) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataFormatError(path, None, f"not valid {encoding} at line {line} "
+                                          f"{_encoding_hint(raw, encoding, exc)}") from None
     return text.lstrip("\ufeff")  # a BOM is never content
+
+
+def decode_line(path: str | Path, lineno: int, raw: bytes, encoding: str = "utf-8") -> str:
+    """One line of a line-oriented file; one that does not decode raises `UndecodableLine`."""
+    try:
+        return raw.decode(encoding).lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise UndecodableLine(path, lineno, encoding, _encoding_hint(raw, encoding, exc)) from None
+
+
+def iter_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str | UndecodableLine]]:
+    """(line number, text) of each non-blank line, streamed from the bytes and decoded line by line.
+
+    A line that does not decode comes back as its `UndecodableLine`, for the caller to raise inside that
+    record's guard: under errors="skip" one bad line then costs one record, not the file.
+    """
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                value: str | UndecodableLine = decode_line(path, lineno, raw, encoding)
+            except UndecodableLine as exc:
+                value = exc
+            yield lineno, value
 
 
 def _encoding_hint(raw: bytes, declared: str, exc: UnicodeDecodeError) -> str:
     for candidate in _CANDIDATE_ENCODINGS:
         if candidate.replace("-sig", "") == declared.lower():
             continue
+        if candidate == "utf-16" and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            continue  # without a BOM nearly any even-length bytes "decode" as UTF-16
         try:
             raw.decode(candidate)
         except UnicodeDecodeError:
             continue
-        return (f"not valid {declared} (byte {exc.start}: {raw[exc.start:exc.start + 2]!r}); "
+        return (f"(byte {exc.start}: {raw[exc.start:exc.start + 2]!r}); "
                 f"it decodes as {candidate}: declare encoding={candidate!r}")
-    return f"not valid {declared} (byte {exc.start}) and no known Chinese encoding fits"
+    return f"(byte {exc.start}: {raw[exc.start:exc.start + 2]!r}) and no known Chinese encoding fits"
 
 
 def read_json(path: str | Path) -> Any:

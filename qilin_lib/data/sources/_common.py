@@ -1,7 +1,8 @@
 """Helpers that several source loaders share: reading rows/lines so that ONE bad record is ONE error.
 
-`io.iter_json_lines` raises on the first bad line and cannot continue; the loaders here parse each line
-inside `RecordGuard.record(...)` instead, so that `errors="skip"` skips just that line and counts it.
+`io.iter_json_lines` raises on the first bad line and cannot continue; the loaders here decode and parse
+each line inside `RecordGuard.record(...)` instead, so that `errors="skip"` skips just that line and counts
+it, be it invalid JSON or invalid bytes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..errors import DataFormatError, ErrorPolicy, LoadStats, Records, RecordGuard
-from ..io import read_text, resolve_path
+from ..errors import DataFormatError, ErrorPolicy, LoadStats, Records, RecordGuard, UndecodableLine
+from ..io import iter_lines, read_text, resolve_path
 from ..records import LETTERS
 
 
@@ -22,12 +23,8 @@ class RawLine(str):
     """A JSON line not parsed yet: `parse_json_value` parses it inside the guard of its record."""
 
 
-class BadLine(ValueError):
-    """A line that did not decode; raised by `parse_json_value`, i.e. inside its record's guard."""
-
-
 def parse_json_value(value: Any) -> Any:
-    if isinstance(value, BadLine):
+    if isinstance(value, UndecodableLine):  # raised here, i.e. inside its record's guard
         raise value
     return json.loads(value) if isinstance(value, RawLine) else value
 
@@ -37,19 +34,22 @@ def json_records(path: str | Path, encoding: str = "utf-8") -> list[tuple[str, A
 
     Whatever the extension says: several real `.json` files are JSON lines (MedicalGPT reward/test.json,
     BenTsao llama_data.json), and Qilin-Med's own create_dpo_data.py appends `json.dumps(indent=4)`
-    objects one after another. JSON-lines values come back as `RawLine` (parse with `parse_json_value`).
+    objects one after another. JSON-lines values come back as `RawLine`, or as the `UndecodableLine` of a
+    line whose bytes do not decode (parse either with `parse_json_value`).
     References: "item N" (array), "line N" (JSON lines), "object N" (concatenated). A top-level object is
     ONE record (a one-line JSON-lines file); sources keyed by id (PubMedQA, xywy) use io.read_json.
     """
-    text = read_text(path, encoding)
+    try:
+        text = read_text(path, encoding)
+    except DataFormatError:  # JSON lines lose only their undecodable lines; a document cannot
+        if _is_json_lines(lines := list(json_lines(path, encoding))):
+            return lines
+        raise
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-        # JSON lines: some early line is a whole object on its own (a pretty-printed document's lines
-        # never are). Bad lines then fail one by one, inside their record's guard.
-        if len(lines) > 1 and any(_is_object_line(line) for _, line in lines[:5]):
-            return [(f"line {n}", RawLine(line)) for n, line in lines]
+        if _is_json_lines(lines := list(json_lines(path, encoding))):
+            return lines
         if exc.msg == "Extra data":
             return _concatenated(path, text)
         raise DataFormatError(path, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from None
@@ -58,6 +58,12 @@ def json_records(path: str | Path, encoding: str = "utf-8") -> list[tuple[str, A
     if isinstance(doc, dict):
         return [("line 1", doc)]
     raise DataFormatError(path, None, f"expected a JSON array or object, got {type(doc).__name__}")
+
+
+def _is_json_lines(lines: list[tuple[str, RawLine | UndecodableLine]]) -> bool:
+    """Some early line is a whole object on its own (a pretty-printed document's lines never are); bad
+    lines then fail one by one, inside their record's guard."""
+    return len(lines) > 1 and any(isinstance(value, str) and _is_object_line(value) for _, value in lines[:5])
 
 
 def _is_object_line(line: str) -> bool:
@@ -82,17 +88,10 @@ def _concatenated(path, text: str) -> list[tuple[str, Any]]:
         out.append((f"object {len(out)}", obj))
 
 
-def json_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[str, RawLine | BadLine]]:
+def json_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[str, RawLine | UndecodableLine]]:
     """Stream ("line N", RawLine) from a JSON-lines file, decoding line by line (files of many GB)."""
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                value: RawLine | BadLine = RawLine(raw.decode(encoding).lstrip("\ufeff"))
-            except UnicodeDecodeError as exc:
-                value = BadLine(f"not valid {encoding}: {exc.reason} at byte {exc.start}")
-            yield f"line {lineno}", value
+    for lineno, value in iter_lines(path, encoding):
+        yield f"line {lineno}", value if isinstance(value, UndecodableLine) else RawLine(value)
 
 
 def csv_rows(path: str | Path, encoding: str = "utf-8", delimiter: str = ",",
@@ -104,12 +103,16 @@ def csv_rows(path: str | Path, encoding: str = "utf-8", delimiter: str = ",",
     """
     text = read_text(path, encoding)
     reader = csv.DictReader(_stdio.StringIO(text, newline=""), delimiter=delimiter)
-    header = reader.fieldnames or []
+    check_header(path, reader.fieldnames or [], required)
+    for row_no, row in enumerate(reader, start=2):
+        yield f"row {row_no}", row
+
+
+def check_header(path: str | Path, header: list, required: Iterable[str]) -> None:
+    """A file error, whatever the errors policy: without its columns every row would be skipped."""
     missing = [c for c in required if c not in header]
     if missing:
         raise DataFormatError(path, "row 1", f"header lacks column(s) {missing}; it has {header}")
-    for row_no, row in enumerate(reader, start=2):
-        yield f"row {row_no}", row
 
 
 def check_row_width(row: dict) -> None:
@@ -188,10 +191,10 @@ def render_history(history: Any) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["RawLine", "BadLine", "parse_json_value", "json_records", "json_lines", "csv_rows",
+__all__ = ["RawLine", "parse_json_value", "json_records", "json_lines", "csv_rows", "check_header",
            "check_row_width", "one_string", "letter_options", "letter_of_text", "split_alpaca_mcq", "take",
            "merge_stats", "render_history", "resolve_path", "RecordGuard", "ErrorPolicy", "Records",
-           "DataFormatError"]
+           "DataFormatError", "UndecodableLine"]
 
 
 def load_json_records(path, source: str, errors: ErrorPolicy, max_records: int, parse) -> Records:

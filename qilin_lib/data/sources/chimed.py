@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Iterator
 
 from .. import records
-from ._common import (ErrorPolicy, RecordGuard, json_lines, json_records, parse_json_value, render_history,
-                      resolve_path, take)
+from ..io import iter_lines
+from ._common import (ErrorPolicy, RecordGuard, UndecodableLine, json_lines, json_records, parse_json_value,
+                      render_history, resolve_path, take)
 from .kg_instruct import alpaca_user
 from .medicalgpt import SHAREGPT_ROLES, sharegpt_messages
 
@@ -29,15 +30,14 @@ HUB_FILES = {"cpt": "hf://datasets/williamliu/ChiMed/cpt.txt",
 
 
 def _cpt_records(path, guard: RecordGuard, encoding: str) -> Iterator[dict]:
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            record = None
-            with guard.record(f"line {lineno}"):
-                record = records.cpt(raw.decode(encoding).lstrip("\ufeff"), "chimed_cpt")
-            if record is not None:  # yield outside the guard: the consumer's errors are not ours
-                yield record
+    for lineno, text in iter_lines(path, encoding):
+        record = None
+        with guard.record(f"line {lineno}"):
+            if isinstance(text, UndecodableLine):
+                raise text
+            record = records.cpt(text, "chimed_cpt")
+        if record is not None:  # yield outside the guard: the consumer's errors are not ours
+            yield record
 
 
 def iter_chimed_cpt_txt(path, *, errors: ErrorPolicy = "raise", encoding: str = "utf-8") -> Iterator[dict]:

@@ -20,12 +20,16 @@ no A, or A B D E) keep their real letters, so a letter is never a list index; a 
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 
 from .. import records
-from ._common import (ErrorPolicy, RecordGuard, check_row_width, csv_rows, json_records, letter_of_text,
-                      letter_options, parse_json_value, resolve_path, split_alpaca_mcq, take)
+from ._common import (DataFormatError, ErrorPolicy, RecordGuard, check_header, check_row_width, csv_rows,
+                      json_records, letter_of_text, letter_options, parse_json_value, resolve_path,
+                      split_alpaca_mcq, take)
 
 SOURCE = "cmexam"
+REQUIRED_COLUMNS = ("Question", "Options", "Answer")
 MISSING_ANSWER = "missing answer (nan) in source"
 # One option per line; the line separator is a real newline (official CSV) or a literal "\n" (xlsx).
 _OPTION_SPLIT = re.compile(r"\r?\n|\\n")
@@ -86,16 +90,25 @@ def load_cmexam_csv(path, *, errors: ErrorPolicy = "raise", max_records: int = 0
                     encoding: str = "utf-8"):
     """Official CSV, its xlsx re-save, or the reconstructed CSV (a BOM is dropped by io.read_text)."""
     path = resolve_path(path)
-    rows = csv_rows(path, encoding, required=("Question", "Options", "Answer"))
+    rows = csv_rows(path, encoding, required=REQUIRED_COLUMNS)
     return _load_rows(path, rows, errors, max_records)
 
 
 def load_cmexam_xlsx(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
     """The Excel export; dtype=str and no NA guessing, so cell text such as "None" stays text."""
     import pandas as pd
+    from openpyxl.utils.exceptions import InvalidFileException
 
     path = resolve_path(path)
-    frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl").fillna("")
+    try:
+        frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl").fillna("")
+    # what openpyxl raises for a file that is no workbook (not a zip, a zip without the xlsx parts,
+    # corrupt XML inside); none of them names the file
+    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, SyntaxError, EOFError,
+            InvalidFileException) as exc:
+        raise DataFormatError(path, None,
+                              f"not a readable xlsx workbook ({type(exc).__name__}: {exc})") from exc
+    check_header(path, [str(c) for c in frame.columns], REQUIRED_COLUMNS)
     rows = ((f"row {i + 2}", row) for i, row in enumerate(frame.to_dict(orient="records")))
     return _load_rows(path, rows, errors, max_records)
 
