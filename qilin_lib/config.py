@@ -16,6 +16,7 @@ import difflib
 import re
 from dataclasses import field
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -33,11 +34,9 @@ class ConfigError(ValueError):
 
 # --------------------------------------------------------------------------------- value types
 # Strict scalars: YAML's "3" stays a string error for an int field, and `true` is no integer.
-Int = Annotated[int, Strict()]
 Count = Annotated[int, Strict(), Field(ge=0)]            # 0 allowed (0 = "all" / "off" where documented)
 Positive = Annotated[int, Strict(), Field(ge=1)]
-Float = Annotated[float, Strict()]                        # ints are accepted and become floats
-PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
+PositiveFloat = Annotated[float, Strict(), Field(gt=0)]  # ints are accepted and become floats
 Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
 Str = Annotated[str, Strict()]
 Bool = Annotated[bool, Strict()]
@@ -77,8 +76,16 @@ def _ceval_subjects():
 
 
 def _schedulers():
-    from transformers import SchedulerType
-    return [s.value for s in SchedulerType]
+    """transformers' SchedulerType values, read from its source: the module that defines them imports torch
+    and huggingface_hub, and a config must load before either (`qilin` sets HF_HUB_OFFLINE from the profile,
+    which huggingface_hub reads once at import). tests/test_config.py checks this against the enum itself."""
+    import ast
+    from importlib.util import find_spec
+
+    tree = ast.parse(Path(find_spec("transformers").submodule_search_locations[0], "trainer_utils.py").read_text("utf-8"))
+    enum = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "SchedulerType")
+    return [node.value.value for node in enum.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)]
 
 
 def _deepspeed_configs():

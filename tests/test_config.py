@@ -116,3 +116,22 @@ def test_a_profile_name_cannot_leave_its_directories(name):
 def test_a_value_is_not_a_section():
     with pytest.raises(ConfigError, match="'seed' is a value, not a section"):
         load_config("tiny", {"seed.x": 1})
+
+
+def test_scheduler_names_read_from_source_equal_transformers_enum():
+    from transformers import SchedulerType
+
+    from qilin_lib.config import _schedulers
+
+    assert _schedulers() == [s.value for s in SchedulerType]
+
+
+def test_loading_a_config_imports_neither_torch_nor_the_hub_client():
+    """`qilin` sets HF_HUB_OFFLINE from the profile; huggingface_hub reads it once, at import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from qilin_lib.config import load_config; load_config('paper'); "
+            "print(sorted(m for m in ('torch', 'huggingface_hub', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
