@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     tol.add_argument("variants", nargs="+")
     tol.add_argument("--how", required=True, help="how the variants were made (recorded in the file)")
 
+    conv = sub.add_parser("convert", help="convert a remote-code checkpoint to a native transformers one")
+    conv.add_argument("kind", choices=["baichuan"], help="baichuan: Baichuan-7B -> Llama + fast tokenizer")
+    conv.add_argument("src", help="the checkpoint directory (config.json, weights, tokenizer.model)")
+    conv.add_argument("dst", help="a new or empty directory")
+
     nbs = sub.add_parser("notebooks", help="keep the jupytext pairs in sync")
     nbs.add_argument("action", choices=["sync", "check"])
     return parser
@@ -148,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             return err.code or 1
         world = run.metrics.get("provenance", {}).get("world_size", 1)
         print(f"[qilin] {args.stage} {'reused' if run.reused else 'trained'} (world size {world}): {run.path}")
+        return 0
+    if args.command == "convert":
+        from .convert import convert_baichuan
+
+        print(f"[qilin] converted {args.src} -> {convert_baichuan(args.src, args.dst)}")
         return 0
     from . import notebooks
 
