@@ -32,6 +32,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
 
 from .cache import StageArtifact
 from .config import LoraConfig, ModelConfig, ProfileConfig
+from .paths import source_hash
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,10 @@ def tiny_base_model(cfg: ProfileConfig, texts: Iterable[str] | Callable[[], Iter
                     force: bool = False, *, use_jieba_dict: bool = False) -> Path:
     """Build the tiny tokenizer + untrained model once per (model config, seed, corpus); return its dir.
 
-    `texts` may be a callable so that a cache hit never generates the corpus."""
-    config = {**dataclasses.asdict(cfg.model), "seed": cfg.seed, "jieba_dict": use_jieba_dict}
+    `texts` may be a callable so that a cache hit never generates the corpus. The key covers this module's
+    source: a fix to the tokenizer or the model initialisation rebuilds it."""
+    config = {**dataclasses.asdict(cfg.model), "seed": cfg.seed, "jieba_dict": use_jieba_dict,
+              "code": source_hash("modeling.py")}
     art = StageArtifact(cfg.name, "base_model", config=config, inputs={"corpus": input_hash})
     if art.complete and not force:
         log.info("reusing tiny base model %s", art.path)

@@ -3,11 +3,14 @@
 - results/<profile>/    JSON written by runs, tables/, REPORT.md, executed notebooks (committed)
 - figures/<profile>/    PNG/PDF figures (committed)
 - artifacts/<profile>/  datasets, tokenizers, checkpoints (gitignored, keyed by config hash)
+- qilin_lib/<module>.py the code a cache key covers (`source_hash`)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -29,8 +32,14 @@ def _ensure(path: Path) -> Path:
     return path
 
 
+def _profile_dir(kind: str, profile: str) -> Path:
+    """results/, figures/ or artifacts/ of a profile, not created."""
+    base = os.environ.get("QILIN_ARTIFACTS") if kind == "artifacts" else None
+    return (Path(base) if base else repo_root() / kind) / profile
+
+
 def results_dir(profile: str) -> Path:
-    return _ensure(repo_root() / "results" / profile)
+    return _ensure(_profile_dir("results", profile))
 
 
 def tables_dir(profile: str) -> Path:
@@ -38,13 +47,36 @@ def tables_dir(profile: str) -> Path:
 
 
 def figures_dir(profile: str) -> Path:
-    return _ensure(repo_root() / "figures" / profile)
+    return _ensure(_profile_dir("figures", profile))
 
 
 def artifacts_dir(profile: str) -> Path:
     """Large outputs; $QILIN_ARTIFACTS moves them (e.g. to a scratch disk on a GPU node)."""
-    base = os.environ.get("QILIN_ARTIFACTS")
-    return _ensure((Path(base) if base else repo_root() / "artifacts") / profile)
+    return _ensure(_profile_dir("artifacts", profile))
+
+
+def ensure_writable(profile: str) -> None:
+    """Raise PermissionError naming the first of results/, figures/ and artifacts/<profile> that cannot take
+    a new file. Stages call this before their work, so a read-only checkout fails in a second rather than
+    after hours of training. It writes a file instead of reading mode bits: root ignores those, but not a
+    read-only mount or a regular file where the directory should be."""
+    for kind in ("results", "figures", "artifacts"):
+        path = _profile_dir(kind, profile)
+        try:
+            with tempfile.NamedTemporaryFile(dir=_ensure(path), prefix=".write-check-"):
+                pass
+        except OSError as err:
+            raise PermissionError(f"{path}: the {kind} directory of profile {profile!r} is not writable "
+                                  f"({err.strerror or err}); checked before any training started") from err
+
+
+def source_hash(*modules: str) -> str:
+    """A hash of these package modules' names and source (paths relative to qilin_lib/, e.g.
+    "train/sft.py"), for cache keys: a fix to the code that built an artifact rebuilds it."""
+    digest = hashlib.sha256()
+    for rel in sorted(set(modules)):
+        digest.update(rel.encode() + b"\0" + (PACKAGE_DIR / rel).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def notebooks_dir() -> Path:

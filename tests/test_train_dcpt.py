@@ -184,6 +184,30 @@ def test_force_retrains_from_scratch(env, full_run, tmp_path, monkeypatch):
     assert forced.metrics["final_loss"] == first.metrics["final_loss"]  # seeded: same run, same loss
 
 
+class PoisonWeights(TrainerCallback):
+    """After optimizer step 2, every weight of the model becomes NaN (a diverged run, made deterministic)."""
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 2:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_non_finite_loss_stops_the_stage(env, tmp_path, monkeypatch):
+    """A NaN loss raises, naming the stage and the step, before anything is marked complete (the Trainer
+    would otherwise log the mean of earlier losses in its place and save NaN weights as the artifact)."""
+    from qilin_lib.train.common import NonFiniteError
+
+    _use_root(monkeypatch, tmp_path)
+    cfg = config(**{"dcpt.max_steps": 4, "dcpt.save_steps": 100})
+    with pytest.raises(NonFiniteError, match=r"^dcpt: non-finite loss=nan, grad_norm=nan at step 3"):
+        run_dcpt(cfg, corpus=env["texts"], base_model=env["base"], progress=False, callbacks=[PoisonWeights()])
+    art = stage_artifact(cfg, "dcpt", inputs={"data": corpus_hash(cfg, env["texts"]),
+                                              "base": model_hash(env["base"])})
+    assert not art.complete and not (tmp_path / "results" / "tiny" / "train_dcpt.json").exists()
+
+
 # -------------------------------------------------------------------------------------------- LoRA
 def test_lora_dcpt_saves_a_merged_plain_model(env, tmp_path, monkeypatch):
     _use_root(monkeypatch, tmp_path)

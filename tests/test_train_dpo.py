@@ -130,20 +130,46 @@ class Interrupt(TrainerCallback):
             raise KeyboardInterrupt("simulated interruption after checkpoint-3")
 
 
-def test_resume_matches_uninterrupted_run(trained, cfg, sft_run, tmp_path, monkeypatch):
+def test_resume_matches_uninterrupted_run(trained, sft_run, tmp_path, monkeypatch):
+    """Saving every step, the resumed run's saves 4 and 5 rotate out checkpoint-3, the one it resumed from
+    (save_total_limit=2): its metrics must not need that checkpoint after training."""
     from safetensors.torch import load_file
 
     monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
     monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
+    cfg = load_config("tiny", {**OVERRIDES, "dpo.save_steps": 1})
     run, _ = trained
     data, heldout = Dataset.from_list(pairs(32, 0)), Dataset.from_list(pairs(2, 1))
     with pytest.raises(KeyboardInterrupt):
         run_dpo(cfg, dataset=data, sft_run=sft_run, progress=False, heldout=heldout, callbacks=[Interrupt()])
     resumed = run_dpo(cfg, dataset=data, sft_run=sft_run, progress=False, heldout=heldout)
-    assert resumed.metrics["resumed_from"] == "checkpoint-3"
+    assert resumed.metrics["resumed_from"] == "checkpoint-3" and resumed.metrics["tokens_per_second"] > 0
     want = load_file(str(run.path / "adapter" / "adapter_model.safetensors"))
     got = load_file(str(resumed.path / "adapter" / "adapter_model.safetensors"))
     assert want.keys() == got.keys()
     for key in want:
         torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=0)
     assert run_dpo(cfg, dataset=data, sft_run=sft_run, progress=False, heldout=heldout).reused
+
+
+class PoisonWeights(TrainerCallback):
+    """After optimizer step 2, every weight of the model becomes NaN (a diverged run, made deterministic)."""
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 2:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_non_finite_loss_stops_the_stage(sft_run, tmp_path, monkeypatch):
+    from qilin_lib.train.common import NonFiniteError
+
+    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
+    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
+    cfg = load_config("tiny", {**OVERRIDES, "dpo.max_steps": 4, "dpo.save_steps": 100})
+    with pytest.raises(NonFiniteError, match=r"^dpo: non-finite loss=nan, grad_norm=nan at step 3"):
+        run_dpo(cfg, dataset=Dataset.from_list(pairs(32, 0)), sft_run=sft_run, progress=False,
+                heldout=Dataset.from_list(pairs(2, 1)), callbacks=[PoisonWeights()])
+    assert not list((tmp_path / "artifacts" / "tiny").glob("dpo-*/manifest.json"))
+    assert not (tmp_path / "results" / "tiny" / "train_dpo.json").exists()

@@ -243,3 +243,70 @@ def test_resume_matches_uninterrupted_run(trained, cfg, base_dir, sandbox):
     assert want.keys() == got.keys()
     for key in want:
         torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=0)
+
+
+def interrupted_saving_every_2(base_dir, sandbox):
+    """An SFT run saving every 2 steps, interrupted after checkpoint-4: its work dir holds checkpoint-2 and
+    checkpoint-4 (save_total_limit=2), and a resumed run's saves rotate out the checkpoint it resumed from.
+    Returns (cfg, data, work dir)."""
+    cfg = load_config("tiny", {**OVERRIDES, "sft.save_steps": 2})
+    data = Dataset.from_list(conversations())
+    with pytest.raises(KeyboardInterrupt):
+        run_sft(cfg, dataset=data, base_model=base_dir, progress=False, callbacks=[Interrupt()])
+    (work,) = (sandbox / "artifacts" / "tiny").glob("sft-*.work")
+    assert sorted(p.name for p in work.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    return cfg, data, work
+
+
+def assert_same_adapter(run, other):
+    from safetensors.torch import load_file
+
+    want = load_file(str(run.path / "adapter" / "adapter_model.safetensors"))
+    got = load_file(str(other.path / "adapter" / "adapter_model.safetensors"))
+    assert want.keys() == got.keys()
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=0)
+
+
+def test_resume_survives_rotation_of_its_checkpoint(trained, base_dir, sandbox):
+    """Resumed from checkpoint-4, the run saves 6 and 8 and the Trainer deletes checkpoint-4 on the way:
+    what the metrics need from it is read before training starts."""
+    run, _ = trained
+    cfg, data, _ = interrupted_saving_every_2(base_dir, sandbox)
+    resumed = run_sft(cfg, dataset=data, base_model=base_dir, progress=False)
+    m = resumed.metrics
+    assert m["resumed_from"] == "checkpoint-4" and m["global_steps"] == 8
+    assert m["tokens_trained"] == run.metrics["tokens_trained"] and m["tokens_per_second"] > 0
+    assert_same_adapter(run, resumed)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(trained, base_dir, sandbox):
+    """A truncated trainer_state.json in checkpoint-4 (a full disk, a killed copy): the rerun resumes from
+    checkpoint-2 and ends with the uninterrupted run's adapter instead of failing on every rerun."""
+    run, _ = trained
+    cfg, data, work = interrupted_saving_every_2(base_dir, sandbox)
+    state = work / "checkpoint-4" / "trainer_state.json"
+    state.write_text(state.read_text("utf-8")[:40], "utf-8")
+    resumed = run_sft(cfg, dataset=data, base_model=base_dir, progress=False)
+    assert resumed.metrics["resumed_from"] == "checkpoint-2" and resumed.metrics["global_steps"] == 8
+    assert_same_adapter(run, resumed)
+
+
+class PoisonWeights(TrainerCallback):
+    """After optimizer step 2, every weight of the model becomes NaN (a diverged run, made deterministic)."""
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 2:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_non_finite_loss_stops_the_stage(cfg, base_dir, sandbox):
+    from qilin_lib.train.common import NonFiniteError
+
+    with pytest.raises(NonFiniteError, match=r"^sft: non-finite loss=nan, grad_norm=nan at step 3"):
+        run_sft(cfg, dataset=Dataset.from_list(conversations()), base_model=base_dir, progress=False,
+                callbacks=[PoisonWeights()])
+    assert not list((sandbox / "artifacts" / "tiny").glob("sft-*/manifest.json"))
+    assert not (sandbox / "results" / "tiny" / "train_sft.json").exists()

@@ -1,17 +1,20 @@
 """What the three training stages share: TrainingArguments from a profile, checkpoint/resume, the
 stage artifact, and the results JSON + loss curve every stage writes.
 
-Layout per stage (key = hash of the stage config and its inputs' hashes):
+Layout per stage (key = hash of the stage config, its inputs' hashes and the source of the code that
+trains it, STAGE_CODE):
     artifacts/<profile>/<stage>-<key>/        the final model/adapter, complete only when fully written
     artifacts/<profile>/<stage>-<key>.work/   Trainer checkpoints while training (resume reads these)
 A run that finds the complete artifact reuses it; one that finds checkpoints resumes from the last
-complete one; the work directory is deleted once the final artifact is in place.
+complete one; the work directory is deleted once the final artifact is in place. A non-finite loss or
+gradient norm stops training with an error (NonFiniteGuard), so no diverged model is ever marked complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -19,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from ..cache import StageArtifact, atomic_write_json, hash_obj
 from ..config import ProfileConfig, StageConfig
-from ..paths import PACKAGE_DIR, figures_dir, results_dir
+from ..paths import PACKAGE_DIR, figures_dir, results_dir, source_hash
 from ..reporting import provenance
 
 STAGES = ("dcpt", "sft", "dpo")
@@ -33,6 +37,20 @@ METRICS_FILE = "train_metrics.json"  # a copy of the stage's metrics inside its 
 # checkout, keeps every later stage's cache key and the hashes written into results/.
 MODEL_IDENTITY_SUFFIXES = (".safetensors", "tokenizer.json", "chat_template.jinja")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# What a Trainer checkpoint holds its weights in: a full model (DCPT) or a LoRA adapter (SFT, DPO, LoRA DCPT).
+CHECKPOINT_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors",
+                      "pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin")
+# The modules (relative to qilin_lib/) whose source is part of each stage's artifact key, so that a fix to
+# how a stage trains retrains it instead of serving the old model. Every stage: this module (training
+# arguments, resume) and modeling.py (loading, dtypes, LoRA config, merging the adapter). Imports that only
+# measure (SFT's and DPO's use of DCPT's probe perplexity) are left out: a metric fix keeps the model.
+SHARED_CODE = ("train/common.py", "modeling.py")
+STAGE_CODE = {
+    "dcpt": ("train/dcpt.py", "data/packing.py"),  # packing decides which tokens each training block holds
+    "sft": ("train/sft.py",),
+    "adapt": ("train/sft.py",),                    # run_sft(stage="adapt") on a benchmark's training split
+    "dpo": ("train/dpo.py", "train/sft.py"),       # pairs are tokenised with SFT's template and length rule
+}
 
 
 class StageNotTrained(FileNotFoundError):
@@ -55,7 +73,8 @@ class StageRun:
 def stage_artifact(cfg: ProfileConfig, stage: str, inputs: dict[str, str]) -> StageArtifact:
     config = {"stage": dataclasses.asdict(getattr(cfg, stage)), "model": dataclasses.asdict(cfg.model),
               "seed": cfg.seed}
-    return StageArtifact(cfg.name, stage, config=config, inputs=inputs)
+    code = source_hash(*SHARED_CODE, *STAGE_CODE[stage])
+    return StageArtifact(cfg.name, stage, config=config, inputs={**inputs, "code": code})
 
 
 def work_dir(art: StageArtifact) -> Path:
@@ -63,14 +82,32 @@ def work_dir(art: StageArtifact) -> Path:
 
 
 def last_complete_checkpoint(directory: str | Path) -> str | None:
-    """The newest checkpoint-N that holds trainer_state.json, which the Trainer writes after the weights
-    and optimizer state: a checkpoint interrupted mid-save is skipped rather than resumed from."""
+    """The newest checkpoint-N whose weights exist and whose trainer_state.json (written by the Trainer
+    after the weights and optimizer state) parses. A checkpoint interrupted mid-save, or one whose state
+    file was truncated (a full disk, a killed copy), is skipped for the one before it; resuming from it
+    would fail on every rerun."""
     directory = Path(directory)
     if not directory.is_dir():
         return None
     found = sorted(((int(m.group(1)), p) for p in directory.iterdir()
                     if p.is_dir() and (m := _CHECKPOINT.match(p.name))), reverse=True)
-    return next((str(p) for _, p in found if (p / "trainer_state.json").exists()), None)
+    return next((str(p) for _, p in found if _checkpoint_state(p) is not None
+                 and any((p / name).exists() for name in CHECKPOINT_WEIGHTS)), None)
+
+
+def _checkpoint_state(checkpoint: Path) -> dict | None:
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text("utf-8"))
+    except (OSError, ValueError):  # missing, unreadable, truncated or not UTF-8
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def tokens_seen(checkpoint: str | None) -> int:
+    """Input tokens the run had trained on when it saved `checkpoint` (0 for a fresh start). Read before
+    training resumes: the Trainer's checkpoint rotation may delete the checkpoint a run resumed from."""
+    state = _checkpoint_state(Path(checkpoint)) if checkpoint else None
+    return int(state.get("num_input_tokens_seen", 0)) if state else 0
 
 
 def deepspeed_config_path(name: str) -> str | None:
@@ -99,7 +136,33 @@ def training_kwargs(cfg: ProfileConfig, stage: str, output_dir: str | Path, prog
         bf16=cfg.hardware.bf16 and on_gpu, gradient_checkpointing=sc.gradient_checkpointing and on_gpu,
         deepspeed=deepspeed_config_path(sc.deepspeed) if on_gpu else None, use_cpu=not on_gpu,
         report_to="none", disable_tqdm=not progress, dataloader_num_workers=0,
+        # Log a non-finite step loss as it is (the default hides it behind the mean of earlier losses) so
+        # that NonFiniteGuard sees it; with finite losses the logged numbers are the same.
+        logging_nan_inf_filter=False,
     )
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a non-finite loss or gradient norm; the stage stopped without saving its model."""
+
+
+class NonFiniteGuard(TrainerCallback):
+    """Raise NonFiniteError at the first logged non-finite `loss` or `grad_norm`: every stage trains with it,
+    so a diverged run stops loudly instead of being saved and reused as complete. The stages train in fp32
+    or bf16, with no fp16 loss scaler that skips overflowing steps: an inf here is divergence, not a probe."""
+
+    KEYS = ("loss", "grad_norm")
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        bad = {k: logs[k] for k in self.KEYS if k in (logs or {}) and not math.isfinite(float(logs[k]))}
+        if bad:
+            raise NonFiniteError(
+                f"{self.stage}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())} at step "
+                f"{state.global_step}; training stopped before the model was saved (lower the learning "
+                "rate or check the data)")
 
 
 def world_size() -> int:

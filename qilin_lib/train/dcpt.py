@@ -34,8 +34,10 @@ import torch
 from ..cache import atomic_write_json, hash_obj
 from ..config import ProfileConfig
 from ..data import packing
+from ..paths import ensure_writable
 from .common import (
     METRICS_FILE,
+    NonFiniteGuard,
     StageRun,
     base_model_dir,
     cleanup_work_dir,
@@ -44,6 +46,7 @@ from .common import (
     model_hash,
     reuse_or_start,
     stage_artifact,
+    tokens_seen,
     training_kwargs,
     work_dir,
 )
@@ -180,6 +183,8 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
 
     sc = cfg.dcpt
     # ---------------------------------------------------------------- setup: inputs, artifact, reuse
+    if not reuse_only:  # fail now on a read-only results/figures/artifacts dir; a lookup only reads
+        ensure_writable(cfg.name)
     base = str(base_model if base_model is not None else base_model_dir(cfg))
     # Resolved once: the data artifact's key follows the generator code, which may change mid-run.
     data_dir = default_data(cfg).path if corpus is None else None
@@ -225,9 +230,9 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
 
     # ---------------------------------------------------------------- train (resume when interrupted)
     trainer = Trainer(model=model, args=args, train_dataset=packed, data_collator=default_data_collator,
-                      processing_class=tokenizer, callbacks=callbacks)
+                      processing_class=tokenizer, callbacks=[NonFiniteGuard(STAGE), *(callbacks or [])])
     resume = last_complete_checkpoint(work)
-    tokens_before = _tokens_seen(resume)
+    tokens_before = tokens_seen(resume)
     if resume:
         log.info("resuming DCPT from %s", resume)
     start = time.perf_counter()
@@ -269,13 +274,6 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def _tokens_seen(checkpoint: str | None) -> int:
-    if not checkpoint:
-        return 0
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text("utf-8"))
-    return int(state.get("num_input_tokens_seen", 0))
-
-
 @contextlib.contextmanager
 def datasets_progress(enabled: bool):
     """Silence datasets' map() progress bars when progress=False."""

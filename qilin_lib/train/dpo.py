@@ -52,7 +52,9 @@ from ..modeling import (
     lora_config,
     merge_adapter,
 )
+from ..paths import ensure_writable
 from .common import (
+    NonFiniteGuard,
     StageRun,
     cleanup_work_dir,
     finish_stage,
@@ -61,6 +63,7 @@ from .common import (
     reuse_or_start,
     stage_artifact,
     stage_dataset,
+    tokens_seen,
     training_kwargs,
     work_dir,
 )
@@ -222,6 +225,8 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     dc = cfg.dpo
     if not dc.lora.enabled:
         raise ValueError("dpo.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's DPO recipe)")
+    if not reuse_only:  # fail now on a read-only results/figures/artifacts dir; a lookup only reads
+        ensure_writable(cfg.name)
     # ------------------------------------------------------------------------------ inputs
     if sft_run is None:
         from .sft import run_sft
@@ -247,7 +252,7 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
                      include_num_input_tokens_seen="non_padding")
     trainer = _pretokenized_trainer()(model=model, ref_model=None, args=args, train_dataset=train_ds,
                                       processing_class=tokenizer, peft_config=lora_config(dc.lora),
-                                      callbacks=callbacks)
+                                      callbacks=[NonFiniteGuard(STAGE), *(callbacks or [])])
     if trainer.ref_model is not None or "ref" in trainer.model.peft_config:
         raise RuntimeError("DPO reference is not the merged SFT model with the adapter disabled")
     eval_sets = {"train_pairs": train_ds} | ({"heldout": heldout_ds} if heldout_ds is not None else {})
@@ -259,6 +264,7 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     probe_data = data_art.path if data_art.complete else None
     probe_before = probe_perplexity(probe_data, trainer.model, tokenizer) if probe_data else None
     resume = last_complete_checkpoint(work)
+    tokens_before = tokens_seen(resume)
     if resume:
         log.info("resuming DPO from %s", resume)
     start = time.perf_counter()
@@ -282,7 +288,7 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
         "train_pairs_eval": {"before": before["train_pairs"], "after": after["train_pairs"]},
         "heldout": ({"before": before["heldout"], "after": after["heldout"]} if heldout_ds is not None else None),
         "probe_perplexity": {"before": probe_before, "after": probe_after} if probe_before else None,
-        **throughput(trainer, output, resume), "wall_s": round(wall, 2),
+        **throughput(trainer, output, tokens_before), "wall_s": round(wall, 2),
         "resumed_from": Path(resume).name if resume else None,
         "lora": dataclasses.asdict(dc.lora), "max_source_length": dc.max_source_length,
         "max_target_length": dc.max_target_length,

@@ -48,8 +48,10 @@ from ..modeling import (
     lora_config,
     merge_adapter,
 )
+from ..paths import ensure_writable
 from .common import (
     METRICS_FILE,
+    NonFiniteGuard,
     StageRun,
     cleanup_work_dir,
     finish_stage,
@@ -58,6 +60,7 @@ from .common import (
     reuse_or_start,
     stage_artifact,
     stage_dataset,
+    tokens_seen,
     training_kwargs,
     work_dir,
 )
@@ -161,12 +164,10 @@ def tokenize_sft_dataset(tokenizer, dataset, max_source_length: int, max_target_
 
 
 # ======================================================================================== hashes
-def throughput(trainer, output, resume: str | None) -> dict:
-    """Non-padding input tokens of this call per second of training (a resumed run counts its own part)."""
+def throughput(trainer, output, start: int) -> dict:
+    """Non-padding input tokens of this call per second of training; `start`: the tokens_seen() of the
+    checkpoint it resumed from (a resumed run counts its own part)."""
     seen = int(trainer.state.num_input_tokens_seen)
-    start = 0
-    if resume:
-        start = json.loads((Path(resume) / "trainer_state.json").read_text("utf-8")).get("num_input_tokens_seen", 0)
     runtime = output.metrics.get("train_runtime") or float("nan")
     return {"tokens_trained": seen, "tokens_per_second": round((seen - start) / runtime, 1),
             "train_runtime_s": round(runtime, 2)}
@@ -206,6 +207,8 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
     sc = getattr(cfg, stage)
     if not sc.lora.enabled:
         raise ValueError(f"{stage}.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's SFT recipe)")
+    if not reuse_only:  # fail now on a read-only results/figures/artifacts dir; a lookup only reads
+        ensure_writable(cfg.name)
     # ------------------------------------------------------------------------------ inputs
     if base_model is None:
         from .dcpt import run_dcpt
@@ -230,8 +233,9 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
     args = SFTConfig(**training_kwargs(cfg, stage, work, progress), max_length=None, packing=False,
                      include_num_input_tokens_seen="non_padding")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
-                         peft_config=lora_config(sc.lora), callbacks=callbacks)
+                         peft_config=lora_config(sc.lora), callbacks=[NonFiniteGuard(stage), *(callbacks or [])])
     resume = last_complete_checkpoint(work)
+    tokens_before = tokens_seen(resume)
     if resume:
         log.info("resuming SFT from %s", resume)
     start = time.perf_counter()
@@ -247,7 +251,7 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
         "train_examples": len(train_ds), "dropped_examples": len(dataset) - len(train_ds),
         "tokens_per_example": {"mean": round(sum(lengths) / len(lengths), 1), "max": max(lengths)},
         "label_tokens": sum(sum(t != IGNORE_INDEX for t in r) for r in train_ds["labels"]),
-        **throughput(trainer, output, resume), "wall_s": round(wall, 2),
+        **throughput(trainer, output, tokens_before), "wall_s": round(wall, 2),
         "resumed_from": Path(resume).name if resume else None,
         "lora": dataclasses.asdict(sc.lora), "max_source_length": sc.max_source_length,
         "max_target_length": sc.max_target_length,
