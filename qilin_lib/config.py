@@ -88,6 +88,22 @@ def _schedulers():
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)]
 
 
+def _chat_template(value: str) -> str:
+    """`auto`, a template registered in qilin_lib.chat_templates, or an existing .jinja file."""
+    from .chat_templates import TEMPLATES
+
+    if value == "auto" or value in TEMPLATES:
+        return value
+    if value.endswith(".jinja"):
+        if Path(value).expanduser().is_file():
+            return value
+        raise ValueError(f"chat template file {value!r} does not exist")
+    names = ["auto", *sorted(TEMPLATES)]
+    close = difflib.get_close_matches(value, names, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(names)} or a path to a .jinja file"
+    raise ValueError(f"unknown chat template {value!r}; {hint}")
+
+
 def _deepspeed_configs():
     return [""] + [p.stem.removeprefix("deepspeed_") for p in resources.files("qilin_lib.configs").iterdir()
                    if p.name.startswith("deepspeed_") and p.name.endswith(".json")]
@@ -234,6 +250,10 @@ class ModelConfig:
     revision: Str = ""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"] = "sdpa"
+    # Prompt format of SFT, DPO and chat evaluation (qilin_lib.chat_templates): "auto" = the tokenizer's own
+    # (the repo's generic one where it has none), a registered name ("baichuan-chat": the authors'), or a
+    # path to a .jinja file. Every load gives the tokenizer this template.
+    chat_template: Annotated[str, Strict(), AfterValidator(_chat_template)] = "auto"
     # tiny factory only
     vocab_size: Positive = 3000
     hidden_size: Positive = 256

@@ -2,7 +2,10 @@
 
 - `load_model_and_tokenizer` loads any causal LM the same way for every stage: dtype and attention from
   the profile, with loud fallbacks (bfloat16 -> float32 on CPU, flash-attention -> sdpa when not
-  importable) instead of crashes, and a pad token for batching.
+  importable) instead of crashes, a pad token for batching and the profile's chat template. Every load
+  runs a probe forward pass: a checkpoint whose logits are not finite (a NaN weight, Baichuan's remote code
+  under transformers 5 with its RoPE buffers left uninitialised) fails there, naming its non-finite
+  tensors, instead of training or scoring on NaN without an error.
 - The tiny factory (DESIGN.md section 3) makes the offline profile's base model: a byte-level BPE trained
   on the generated corpus and a few-million-parameter Llama, cached as one artifact. The pre-tokenizer
   isolates every CJK character *before* BPE merges. Otherwise frequent Chinese words ("高血压", "头痛")
@@ -31,6 +34,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
                           PreTrainedTokenizerFast)
 
 from .cache import StageArtifact
+from .chat_templates import use_chat_template
 from .config import LoraConfig, ModelConfig, ProfileConfig
 from .paths import source_hash
 
@@ -40,6 +44,7 @@ BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 SPECIAL_TOKENS = (BOS, EOS, PAD, UNK, *CHAT_MARKERS)  # ids 0..7 in this order
 END_OF_TURN = "<|end|>"
+PROBE_TEXT = "高血压患者常有头痛。Fever 39C"  # a few tokens of any vocabulary: CJK, Latin, digits
 
 # CJK symbols/punctuation, Extension A, unified ideographs, compatibility ideographs, fullwidth forms
 # (，：？ live there), Extension B.
@@ -122,10 +127,45 @@ def load_model_and_tokenizer(model_cfg: ModelConfig, path_or_id: str | None = No
     if tokenizer.pad_token is None:  # Llama/Baichuan have none; eos is safe because labels mask padding
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
+    use_chat_template(tokenizer, model_cfg.chat_template)
     for cfg in (model.config, model.generation_config):
         if getattr(cfg, "pad_token_id", None) is None:
             cfg.pad_token_id = tokenizer.pad_token_id
-    return model.to(dev), tokenizer
+    model = model.to(dev)
+    check_finite(model, tokenizer, source)
+    return model, tokenizer
+
+
+class NonFiniteModelError(RuntimeError):
+    """A loaded model gives NaN/inf logits."""
+
+
+def check_finite(model, tokenizer, source: str) -> None:
+    """Raise NonFiniteModelError unless a probe forward pass gives finite logits. Neither the RNG streams
+    (forked) nor the model (no grad, no cache, train/eval mode restored) are changed: a run with the check
+    gives the numbers it gave without it."""
+    ids = tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"][:8] or [tokenizer.eos_token_id]
+    device = next(model.parameters()).device
+    was_training = model.training
+    forked = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=forked), torch.no_grad():
+            model.eval()
+            logits = model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits
+    finally:
+        model.train(was_training)
+    if torch.isfinite(logits).all():
+        return
+    bad = [name for name, t in (*model.named_parameters(), *model.named_buffers())
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    names = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+    where = (f"non-finite values in {names}" if bad else "every parameter and buffer is finite, so the forward "
+             "pass itself makes them (buffers the loader left uninitialised, an unsupported attention path, "
+             "overflow in the dtype)")
+    hint = ("; Baichuan's hub code breaks under transformers 5: convert the checkpoint once with "
+            "`qilin convert baichuan SRC DST` and load DST" if model.config.model_type == "baichuan" else "")
+    raise NonFiniteModelError(f"{source}: a {len(ids)}-token probe forward pass gives non-finite logits; "
+                              f"{where}{hint}")
 
 
 # ------------------------------------------------------------------------------------ tiny factory

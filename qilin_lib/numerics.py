@@ -29,6 +29,11 @@ PINNED_ENV = {
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",   # MKL's dispatch (GEMMs)
     "ONEDNN_MAX_CPU_ISA": "AVX2",        # oneDNN (mkldnn) primitives
 }
+# numpy picks SIMD kernels per CPU too (numpy 2.4 dispatch groups: X86_V3 = AVX2, X86_V4 and the named
+# AVX-512 targets above it): its float32 sums in BM25 scoring (bm25s) differ in the last bit between AVX2 and
+# AVX-512, enough to swap two near-tied passages in RAG retrieval. Capped at X86_V3 on x86 only: numpy
+# refuses names it does not dispatch (ARM), and ignores targets the CPU lacks.
+NUMPY_ENV = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
 # Two intra-op threads: the committed results were computed with two, and a 2-core runner is the smallest
 # machine we support. (bench_numerics.py: the thread count did not change the tiny numbers; it is pinned
 # so that a kernel that splits its reduction by thread cannot make it matter.)
@@ -47,6 +52,8 @@ def pin(env: dict | None = None) -> dict[str, str]:
     # One thread count for OpenMP and MKL (torch reads both): the user's OMP_NUM_THREADS if set.
     threads = env.get("OMP_NUM_THREADS") or str(PINNED_THREADS)
     wanted = PINNED_ENV | {name: threads for name in THREAD_ENV}
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        wanted |= NUMPY_ENV
     applied = {k: v for k, v in wanted.items() if k not in env}
     env.update(applied)
     if "torch" in sys.modules and env is os.environ:
@@ -58,13 +65,16 @@ def pin(env: dict | None = None) -> dict[str, str]:
 
 def fingerprint() -> dict:
     """What decides the low bits of a CPU run: architecture, torch build, the kernels' instruction set as
-    torch reports it, the MKL / oneDNN caps, the thread count. Equal fingerprints => bitwise-equal tiny
+    torch reports it, the MKL / oneDNN caps, the thread count, numpy's active SIMD targets. Equal fingerprints => bitwise-equal tiny
     results (measured); the CPU model is kept apart in `cpu()` because it does not enter (an AMD EPYC with
     AVX-512 reproduced results made on another machine bit for bit once capped at AVX2)."""
     import torch
 
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
     return {
         "machine": platform.machine(),
+        "numpy_simd": [f for f in __cpu_dispatch__ if __cpu_features__.get(f)],
         "torch": torch.__version__,
         "blas": "mkl" if torch.backends.mkl.is_available() else "other",
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -14,7 +14,7 @@ FINGERPRINT = "import json, qilin_lib, qilin_lib.numerics as n; print(json.dumps
 
 def _fingerprint_in_child(**env) -> dict:
     clean = {k: v for k, v in os.environ.items()
-             if k not in (*numerics.PINNED_ENV, *numerics.THREAD_ENV, numerics.OPT_OUT)}
+             if k not in (*numerics.PINNED_ENV, *numerics.NUMPY_ENV, *numerics.THREAD_ENV, numerics.OPT_OUT)}
     out = subprocess.run([sys.executable, "-c", FINGERPRINT], env=clean | env, capture_output=True, text=True,
                          check=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -38,7 +38,7 @@ def test_importing_qilin_lib_pins_the_child_process_before_torch_computes():
     assert print_["threads"] == numerics.PINNED_THREADS
     assert (print_["mkl_instructions"], print_["onednn_max_isa"]) == ("AVX2", "AVX2")
     if "avx2" in numerics.cpu()["flags"]:
-        assert print_["cpu_capability"] == "AVX2"
+        assert print_["cpu_capability"] == "AVX2" and print_["numpy_simd"] == ["X86_V3"]
 
 
 def test_the_fingerprint_tells_a_simulated_second_cpu_kind_apart():
@@ -46,6 +46,8 @@ def test_the_fingerprint_tells_a_simulated_second_cpu_kind_apart():
     other = _fingerprint_in_child(QILIN_NUMERICS="native", ATEN_CPU_CAPABILITY="default",
                                   MKL_ENABLE_INSTRUCTIONS="SSE4_2", ONEDNN_MAX_CPU_ISA="SSE41")
     assert other["cpu_capability"] == "DEFAULT" and other["mkl_instructions"] == "SSE4_2"
+    if "avx512f" in numerics.cpu()["flags"]:
+        assert "X86_V4" in other["numpy_simd"]      # numpy unpinned: its AVX-512 kernels are back
     assert other != pinned
 
 

@@ -110,7 +110,7 @@ OTHER_CPU = {"QILIN_NUMERICS": "native", "ATEN_CPU_CAPABILITY": "default", "MKL_
 def _small_run(root: Path, **env) -> Path:
     """Data stage + 40 DCPT steps through the CLI in a sandbox, on the pinned or the simulated machine."""
     clean = {k: v for k, v in os.environ.items()
-             if k not in (*numerics.PINNED_ENV, *numerics.THREAD_ENV, numerics.OPT_OUT)}
+             if k not in (*numerics.PINNED_ENV, *numerics.NUMPY_ENV, *numerics.THREAD_ENV, numerics.OPT_OUT)}
     clean |= {"QILIN_ROOT": str(root), "QILIN_ARTIFACTS": str(root / "artifacts"), **env}
     for args in (["data"], ["train", "dcpt", "--set", "dcpt.max_steps=40", "--set", "dcpt.save_steps=1000",
                             "--no-progress"]):

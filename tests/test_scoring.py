@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from evalkit import tiny_model_and_tokenizer
+from transformers import DynamicCache
 
 from qilin_lib.evaluation import multiple_choice as mc
-from qilin_lib.evaluation.scoring import Scorer
+from qilin_lib.evaluation.scoring import Scorer, _reorder
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,41 @@ def test_long_prompts_keep_their_end_and_are_counted():
     s = Scorer(model, tokenizer, progress=False)
     s.next_token_logprobs(["肺炎" * 40 + "答案：", "答案："], ["A"])
     assert s.truncated == 1
+
+
+class TupleCacheModel(torch.nn.Module):
+    """A remote-code model's interface (Baichuan-7B's): `past_key_values` in and out as a tuple of
+    (key, value) per layer, no `logits_to_keep`; the numbers are the wrapped Llama's."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=None):
+        assert past_key_values is None or isinstance(past_key_values, tuple)
+        out = self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         cache=DynamicCache(past_key_values) if past_key_values else None, use_cache=use_cache)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        return SimpleNamespace(logits=out.logits, past_key_values=tuple((l.keys, l.values) for l in cache.layers))
+
+
+def test_tuple_kv_caches_are_reordered(scorer):
+    legacy = Scorer(TupleCacheModel(scorer.model), scorer.tokenizer, batch_size=2, progress=False)
+    assert legacy._cache_kwarg == "past_key_values" and not legacy._last_only
+    # several continuations per context: the context's cache is copied to each of them
+    pairs = [("肺炎的症状有", "咳嗽"), ("肺炎的症状有", "发热、头痛"), ("答案：", "A"), ("高血压", "患者常有头痛、头晕。"),
+             ("高血压", "患者常有咳嗽。"), ("答案：", "B C")]
+    want = Scorer(scorer.model, scorer.tokenizer, batch_size=2, progress=False).continuation_logprobs(pairs)
+    got = legacy.continuation_logprobs(pairs)
+    assert [n for _, n in got] == [n for _, n in want]
+    assert [lp for lp, _ in got] == pytest.approx([lp for lp, _ in want], abs=1e-4)
+    prompts = ["肺炎的症状有", "答案：", "以下是中国关于临床医学考试的单项选择题"]
+    assert legacy.generate(prompts, max_new_tokens=6) == scorer.generate(prompts, max_new_tokens=6)
+
+
+def test_an_unknown_cache_type_names_the_fix():
+    with pytest.raises(TypeError, match="qilin convert baichuan"):
+        _reorder(object(), torch.tensor([0]))
 
 
 def test_chat_context_wraps_the_prompt_in_the_template(scorer):

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainerCallback
 
+from faults import PoisonWeights
 from qilin_lib.config import ModelConfig, load_config
 from qilin_lib.modeling import build_tiny_model, build_tiny_tokenizer
 from qilin_lib.train.common import last_complete_checkpoint, stage_artifact, work_dir
@@ -182,16 +183,6 @@ def test_force_retrains_from_scratch(env, full_run, tmp_path, monkeypatch):
     forced = run_dcpt(cfg, corpus=env["texts"], base_model=env["base"], progress=False, force=True)
     assert not forced.reused and forced.path == first.path
     assert forced.metrics["final_loss"] == first.metrics["final_loss"]  # seeded: same run, same loss
-
-
-class PoisonWeights(TrainerCallback):
-    """After optimizer step 2, every weight of the model becomes NaN (a diverged run, made deterministic)."""
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step == 2:
-            with torch.no_grad():
-                for p in model.parameters():
-                    p.fill_(float("nan"))
 
 
 def test_non_finite_loss_stops_the_stage(env, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
+from faults import PoisonWeights
 from qilin_lib.config import load_config
 from qilin_lib.modeling import build_tiny_model, build_tiny_tokenizer, load_model_and_tokenizer
 from qilin_lib.train.common import StageRun
@@ -150,16 +151,6 @@ def test_resume_matches_uninterrupted_run(trained, sft_run, tmp_path, monkeypatc
     for key in want:
         torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=0)
     assert run_dpo(cfg, dataset=data, sft_run=sft_run, progress=False, heldout=heldout).reused
-
-
-class PoisonWeights(TrainerCallback):
-    """After optimizer step 2, every weight of the model becomes NaN (a diverged run, made deterministic)."""
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step == 2:
-            with torch.no_grad():
-                for p in model.parameters():
-                    p.fill_(float("nan"))
 
 
 def test_non_finite_loss_stops_the_stage(sft_run, tmp_path, monkeypatch):

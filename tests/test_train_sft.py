@@ -9,6 +9,7 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
+from faults import PoisonWeights
 from qilin_lib.config import load_config
 from qilin_lib.modeling import build_tiny_model, build_tiny_tokenizer, load_model_and_tokenizer
 from qilin_lib.train.sft import IGNORE_INDEX, run_sft, tokenize_conversation
@@ -290,16 +291,6 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(trained, base_
     resumed = run_sft(cfg, dataset=data, base_model=base_dir, progress=False)
     assert resumed.metrics["resumed_from"] == "checkpoint-2" and resumed.metrics["global_steps"] == 8
     assert_same_adapter(run, resumed)
-
-
-class PoisonWeights(TrainerCallback):
-    """After optimizer step 2, every weight of the model becomes NaN (a diverged run, made deterministic)."""
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step == 2:
-            with torch.no_grad():
-                for p in model.parameters():
-                    p.fill_(float("nan"))
 
 
 def test_non_finite_loss_stops_the_stage(cfg, base_dir, sandbox):

@@ -195,8 +195,7 @@ class Scorer:
             scores = first[select, torch.tensor([conts[i][0] for _, i in members], device=self.device)]
             width = max(len(conts[i]) for _, i in members) - 1           # tokens 1.. need one more pass
             if width > 0:
-                cache = getattr(ctx, "cache", None) or ctx.past_key_values
-                cache.reorder_cache(select)
+                cache = _reorder(getattr(ctx, "cache", None) or ctx.past_key_values, select)
                 pad = self.tokenizer.pad_token_id
                 feed = torch.tensor([(conts[i] + [pad] * width)[:width] for _, i in members], device=self.device)
                 target = torch.tensor([(conts[i][1:] + [pad] * width)[:width] for _, i in members], device=self.device)
@@ -212,3 +211,17 @@ class Scorer:
             for (_, i), score in zip(members, scores.tolist()):
                 out[i] = (score, len(conts[i]))
         return out
+
+
+def _reorder(cache, rows: torch.Tensor):
+    """The KV cache of batch rows `rows` (repeats allowed): a transformers Cache reorders in place; the
+    legacy cache of remote-code models (a tuple of (key, value) per layer, batch first) is indexed, and the
+    model gets back the type it returned."""
+    if hasattr(cache, "reorder_cache"):
+        cache.reorder_cache(rows)
+        return cache
+    if isinstance(cache, (tuple, list)) and all(isinstance(layer, (tuple, list)) for layer in cache):
+        return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)
+    raise TypeError(f"unsupported KV cache {type(cache).__name__}: expected a transformers Cache or a tuple of "
+                    "(key, value) per layer; for Baichuan-7B run `qilin convert baichuan` and load the native "
+                    "Llama it writes")

@@ -44,7 +44,7 @@ CHECKPOINT_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adap
 # how a stage trains retrains it instead of serving the old model. Every stage: this module (training
 # arguments, resume) and modeling.py (loading, dtypes, LoRA config, merging the adapter). Imports that only
 # measure (SFT's and DPO's use of DCPT's probe perplexity) are left out: a metric fix keeps the model.
-SHARED_CODE = ("train/common.py", "modeling.py")
+SHARED_CODE = ("train/common.py", "modeling.py", "chat_templates.py")  # templates are applied on load
 STAGE_CODE = {
     "dcpt": ("train/dcpt.py", "data/packing.py"),  # packing decides which tokens each training block holds
     "sft": ("train/sft.py",),

@@ -18,9 +18,12 @@ the LoRA dropout of the profile is therefore inactive in this stage, as in TRL's
 
 Lengths. TRL 1.16 dropped `max_prompt_length` / `max_completion_length` (only `max_length` is left), so the
 paper's 256/256 are applied here when the pairs are tokenised, with the same chat template and the same
-rule as SFT (qilin_lib.train.sft): prompt = the rendered user turn and the answer header, at most
-max_source_length tokens; chosen / rejected = the answer and its end-of-turn token, at most
-max_target_length tokens. The trainer takes these token ids as they are (`_PreTokenized` below).
+rule as SFT (qilin_lib.train.sft; the profile's `model.chat_template`, source and target encoded apart
+under an explicit one): prompt = the rendered user turn and the answer header, at most max_source_length
+tokens; chosen / rejected = the answer and its end-of-turn token, at most max_target_length tokens. The
+trainer takes these token ids as they are (`_PreTokenized` below). (The authors' dpo_training.py wrapped
+prompts as "Question: {q}\n\nAnswer: " instead; the SFT template is kept here so that DPO trains the format
+the SFT model answers in.)
 
 Measured (results/<profile>/train_dpo.json): TRL's `rewards/margins` and `rewards/accuracies` per logging
 step, and on the held-out pairs (eval/dpo_heldout: other diseases, other prompt wordings) and on the
@@ -91,9 +94,9 @@ def _prompt_messages(prompt) -> list[dict]:
     return list(prompt) if isinstance(prompt, (list, tuple)) else [{"role": "user", "content": prompt}]
 
 
-def _split(tokenizer, prompt, answer: str) -> tuple[list[int], list[int]]:
+def _split(tokenizer, prompt, answer: str, by_segment: bool) -> tuple[list[int], list[int]]:
     """(prompt ids, answer ids) of a conversation ending in `answer`; earlier turns belong to the prompt."""
-    turns = _turns(tokenizer, _prompt_messages(prompt) + [{"role": "assistant", "content": answer}])
+    turns = _turns(tokenizer, _prompt_messages(prompt) + [{"role": "assistant", "content": answer}], by_segment)
     if not turns:
         raise ValueError("preference pair renders without an assistant turn")
     before = [t for source, target in turns[:-1] for t in source + target]
@@ -101,11 +104,11 @@ def _split(tokenizer, prompt, answer: str) -> tuple[list[int], list[int]]:
 
 
 def tokenize_preference(tokenizer, prompt, chosen: str, rejected: str, max_source_length: int,
-                        max_target_length: int) -> dict[str, list[int]]:
+                        max_target_length: int, *, by_segment: bool = False) -> dict[str, list[int]]:
     """prompt_ids / chosen_ids / rejected_ids of one pair, with the SFT chat template and length rule."""
     header = _generation_header(tokenizer)
-    prompt_c, chosen_ids = _split(tokenizer, prompt, chosen)
-    prompt_r, rejected_ids = _split(tokenizer, prompt, rejected)
+    prompt_c, chosen_ids = _split(tokenizer, prompt, chosen, by_segment)
+    prompt_r, rejected_ids = _split(tokenizer, prompt, rejected, by_segment)
     if prompt_c != prompt_r:
         raise ValueError("the rendered prompt depends on the answer; the chat template cannot be split")
     return {"prompt_ids": _cut_source(prompt_c, max_source_length, header),
@@ -113,11 +116,12 @@ def tokenize_preference(tokenizer, prompt, chosen: str, rejected: str, max_sourc
             "rejected_ids": _cut_target(rejected_ids, max_target_length)}
 
 
-def tokenize_dpo_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int):
+def tokenize_dpo_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int, *,
+                         by_segment: bool = False):
     """ChiMed-DPO records ({"prompt", "chosen", "rejected", ...}) -> token-id columns for the trainer."""
     def fn(rec):
         return tokenize_preference(tokenizer, rec["prompt"], rec["chosen"], rec["rejected"], max_source_length,
-                                   max_target_length)
+                                   max_target_length, by_segment=by_segment)
 
     return dataset.map(fn, remove_columns=dataset.column_names, desc="tokenize DPO")
 
@@ -238,12 +242,15 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
         return reused
 
     # ------------------------------------------------------------------------------ model + data
-    model, tokenizer = load_model_and_tokenizer(cfg.model, str(sft_dir))
+    model, tokenizer = load_model_and_tokenizer(cfg.model, str(sft_dir))  # with the profile's chat template
     ensure_chat_template(tokenizer)
     heldout = _heldout(cfg) if heldout is None else heldout
+    by_segment = cfg.model.chat_template != "auto"
     with datasets_progress(progress):
-        train_ds = tokenize_dpo_dataset(tokenizer, dataset, dc.max_source_length, dc.max_target_length)
-        heldout_ds = (tokenize_dpo_dataset(tokenizer, heldout, dc.max_source_length, dc.max_target_length)
+        train_ds = tokenize_dpo_dataset(tokenizer, dataset, dc.max_source_length, dc.max_target_length,
+                                        by_segment=by_segment)
+        heldout_ds = (tokenize_dpo_dataset(tokenizer, heldout, dc.max_source_length, dc.max_target_length,
+                                           by_segment=by_segment)
                       if heldout is not None and len(heldout) else None)
 
     # ------------------------------------------------------------------------------ train

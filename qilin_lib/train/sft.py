@@ -6,13 +6,17 @@
 
 Loss on responses only (the paper: "loss on responses only"), on every assistant turn of a multi-turn
 conversation. Tokenisation follows the authors' code base (MedicalGPT supervised_finetuning.py, 2023), with
-the chat template of the tokenizer instead of a hand-written prompt format:
+the chat template of the tokenizer instead of a hand-written prompt format. The profile's
+`model.chat_template` picks it: `auto` keeps the tokenizer's own (rendered and tokenized as one string);
+the paper profiles name the authors' `baichuan-chat`, whose sources and targets are then encoded one by
+one as the authors' script does (`by_segment`, qilin_lib.chat_templates):
 
     for every (source, target) turn of a conversation:
         source = everything before an assistant message: role markers, the system message (first turn),
                  the user message and the header that opens the answer ("<|assistant|>\\n")
         target = the assistant message and its end-of-turn token (<|end|>: the model must learn to stop)
         source: at most max_source_length tokens; a longer one keeps its first tokens and its answer header
+                (the authors keep only the first tokens: their prompt then loses its assistant marker)
         target: at most max_target_length tokens; a longer one keeps its first max_target_length - 1 tokens
                 and its end-of-turn token
         the turn is dropped, with all later ones, when it would take the sequence beyond
@@ -40,6 +44,7 @@ from pathlib import Path
 import torch
 
 from ..cache import atomic_write_json
+from ..chat_templates import encode_by_segment
 from ..config import ProfileConfig
 from ..modeling import (
     CHAT_TEMPLATE,
@@ -82,14 +87,18 @@ def _generation_header(tokenizer) -> list[int]:
     return list(with_header[len(bare):]) if with_header[:len(bare)] == bare else []
 
 
-def _turns(tokenizer, messages: Sequence[dict]) -> list[tuple[list[int], list[int]]]:
-    """(source, target) token runs of a rendered conversation, from the template's assistant mask.
+def _turns(tokenizer, messages: Sequence[dict], by_segment: bool = False) -> list[tuple[list[int], list[int]]]:
+    """(source, target) token runs of a rendered conversation, from the template's assistant mask; with
+    `by_segment`, every source and target text is encoded on its own (the authors' rule).
 
     Tokens after the last assistant message (a trailing newline, an unanswered user turn) carry no loss
     and are dropped."""
-    out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
-                                        return_assistant_tokens_mask=True)
-    ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    if by_segment:
+        ids, mask = encode_by_segment(tokenizer, messages)
+    else:
+        out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+        ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
     if not any(mask):
         if any(m["role"] == "assistant" for m in messages):
             raise ValueError("the chat template marks no assistant tokens: it needs {% generation %} blocks")
@@ -124,7 +133,7 @@ def _cut_target(ids: list[int], limit: int) -> list[int]:
 
 
 def tokenize_conversation(tokenizer, messages: Sequence[dict], max_source_length: int, max_target_length: int,
-                          max_length: int | None = None) -> dict[str, list[int]]:
+                          max_length: int | None = None, *, by_segment: bool = False) -> dict[str, list[int]]:
     """input_ids / attention_mask / labels of one conversation (the rule in the module docstring).
 
     `max_length` defaults to max_source_length + max_target_length (MedicalGPT); 0 disables the cap."""
@@ -134,7 +143,7 @@ def tokenize_conversation(tokenizer, messages: Sequence[dict], max_source_length
     header = _generation_header(tokenizer)
     input_ids: list[int] = []
     labels: list[int] = []
-    for source, target in _turns(tokenizer, messages):
+    for source, target in _turns(tokenizer, messages, by_segment):
         source = _cut_source(source, max_source_length, header)
         target = _cut_target(target, max_target_length)
         if cap and input_ids and len(input_ids) + len(source) + len(target) > cap:
@@ -153,11 +162,13 @@ def ensure_chat_template(tokenizer):
     return tokenizer
 
 
-def tokenize_sft_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int):
+def tokenize_sft_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int, *,
+                         by_segment: bool = False):
     """ChiMed-SFT records ({"messages", ...}) -> input_ids / attention_mask / labels; rows without a label
     token (no assistant turn) are dropped."""
     def fn(rec):
-        return tokenize_conversation(tokenizer, rec["messages"], max_source_length, max_target_length)
+        return tokenize_conversation(tokenizer, rec["messages"], max_source_length, max_target_length,
+                                     by_segment=by_segment)
 
     tokenized = dataset.map(fn, remove_columns=dataset.column_names, desc="tokenize SFT")
     return tokenized.filter(lambda r: any(t != IGNORE_INDEX for t in r["labels"]), desc="drop label-free rows")
@@ -219,10 +230,11 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
         return reused
 
     # ------------------------------------------------------------------------------ model + data
-    model, tokenizer = load_model_and_tokenizer(cfg.model, str(base_model))
+    model, tokenizer = load_model_and_tokenizer(cfg.model, str(base_model))  # with the profile's chat template
     ensure_chat_template(tokenizer)
     with datasets_progress(progress):
-        train_ds = tokenize_sft_dataset(tokenizer, dataset, sc.max_source_length, sc.max_target_length)
+        train_ds = tokenize_sft_dataset(tokenizer, dataset, sc.max_source_length, sc.max_target_length,
+                                        by_segment=cfg.model.chat_template != "auto")
     lengths = [len(r) for r in train_ds["input_ids"]]
     if probe_data is None and (data_art := data_artifact(cfg)).complete:
         probe_data = data_art.path
