@@ -245,15 +245,22 @@ class ModelConfig:
     # "tiny" = built by the repo's factory; else a hub id or local dir
     name_or_path: Annotated[str, Strict(), Field(min_length=1)] = "tiny"
     trust_remote_code: Bool = False
-    # Hub commit of name_or_path. Loading with trust_remote_code runs the hub's code: modeling refuses
-    # that unless revision pins a commit (40 hex digits), so the code that runs is the code reviewed.
+    # Hub commit of name_or_path ("" = the latest). Loading with trust_remote_code runs the hub's code:
+    # modeling refuses that unless revision pins a commit (40 hex digits), so the code that runs is the code
+    # reviewed. With `convert` it is the snapshot that is downloaded and converted.
     revision: Str = ""
+    # "baichuan": name_or_path is a Baichuan-7B checkpoint (a local dir, or a hub id downloaded at revision)
+    # that the model step converts once into a native Llama (qilin_lib.convert); every stage loads that, with
+    # no remote code. "" = load name_or_path as it is.
+    convert: Literal["", "baichuan"] = ""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"] = "sdpa"
     # Prompt format of SFT, DPO and chat evaluation (qilin_lib.chat_templates): "auto" = the tokenizer's own
     # (the repo's generic one where it has none), a registered name ("baichuan-chat": the authors'), or a
     # path to a .jinja file. Every load gives the tokenizer this template.
     chat_template: Annotated[str, Strict(), AfterValidator(_chat_template)] = "auto"
+    # Extra variables of every chat-template render (SFT, DPO, evaluation): {enable_thinking: false} for Qwen3.
+    chat_template_kwargs: dict[Str, Any] = field(default_factory=dict)
     # tiny factory only
     vocab_size: Positive = 3000
     hidden_size: Positive = 256

@@ -20,20 +20,32 @@ shared/models/baichuan7b_reference/.
 - LoRA r=8 at the 7B shape (tests/test_convert_baichuan.py counts them with peft): all linear layers
   17,891,328 on the fused W_pack vs 19,988,480 on split q/k/v; attention input only 4,194,304 (W_pack)
   vs 6,291,456 (q, k, v). The split model gives q, k and v each their own low-rank update.
+- The model step (`converted_base_model`, what `base_model_dir` returns for a profile with
+  `model.convert: baichuan`): the profile's checkpoint, a local directory or a hub id, converted once into
+  the `base_model` artifact. From the hub only the files read here are downloaded, as data: no remote code
+  runs, so an unpinned `model.revision` (the latest commit) is allowed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from fnmatch import fnmatch
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import torch
+from huggingface_hub import snapshot_download
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM, TokenizersBackend
 from transformers.convert_slow_tokenizer import SentencePieceExtractor, SpmConverter
+
+from .cache import StageArtifact, hash_obj
+from .paths import source_hash
+
+if TYPE_CHECKING:
+    from .config import ProfileConfig
 
 # BaiChuanConfig's defaults (configuration_baichuan.py: the 7B model), for fields a config.json leaves out
 BAICHUAN_DEFAULTS = dict(vocab_size=64000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -45,18 +57,20 @@ ROPE_THETA = 10000.0  # modeling_baichuan.py: RotaryEmbedding(base=10000), not a
 SAME_NAME = re.compile(r"model\.(embed_tokens|norm)\.weight|lm_head\.weight|model\.layers\.\d+\.(self_attn\.o_proj"
                        r"|mlp\.(gate|up|down)_proj|input_layernorm|post_attention_layernorm)\.weight")
 MAX_SHARD_BYTES = 5 * 2**30
+# The files the converter reads: all a hub snapshot downloads (one weight format, never the remote code)
+META_FILES = ["config.json", "tokenizer.model", "tokenizer_config.json"]
+SAFETENSORS_FILES = ["model*.safetensors", "model.safetensors.index.json"]
+BIN_FILES = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 
 
 def convert_baichuan(src: str | Path, dst: str | Path, max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
     """Convert the remote-code checkpoint `src` into `dst` (new or empty), loadable without remote code."""
     src, dst = Path(src), Path(dst)
+    check_source(src)
     if dst.exists() and any(dst.iterdir()):
         raise FileExistsError(f"{dst} is not empty: old shards there would mix with the converted ones")
     dst.mkdir(parents=True, exist_ok=True)
-    source = {**BAICHUAN_DEFAULTS, **json.loads((src / "config.json").read_text("utf-8"))}
-    if source.get("model_type") != "baichuan":
-        raise ValueError(f"{src}/config.json: model_type {source.get('model_type')!r}, expected 'baichuan'")
-    config = llama_config(source)
+    config = llama_config({**BAICHUAN_DEFAULTS, **json.loads((src / "config.json").read_text("utf-8"))})
     weight_map, dtypes = _write_shards(_converted_tensors(src, config), dst, max_shard_bytes)
     _check_complete(weight_map, config)
     if len(dtypes) == 1:  # what from_pretrained(dtype="auto") loads in: the stored weights' dtype
@@ -76,7 +90,25 @@ def llama_config(source: dict) -> LlamaConfig:
 
 
 # ------------------------------------------------------------------------------------------ weights
+def check_source(src: Path, label: str | None = None, weights: bool = True) -> None:
+    """Fail before anything is written (or, for a hub snapshot, downloaded) when `src` is no Baichuan
+    checkpoint; the error names the source (`label`, else the path) and everything it lacks."""
+    name = label or str(src)
+    missing = [f for f in ("config.json", "tokenizer.model") if not (src / f).is_file()]
+    if weights:
+        shards = _source_shards(src)
+        missing += [f"{p.name} (listed in its index)" for p in shards if not p.is_file()]
+        if not shards:
+            missing.append("weights (model.safetensors / pytorch_model.bin, or a sharded index)")
+    if missing:
+        raise FileNotFoundError(f"{name}: not a convertible Baichuan checkpoint, missing {', '.join(missing)}")
+    model_type = json.loads((src / "config.json").read_text("utf-8")).get("model_type")
+    if model_type != "baichuan":
+        raise ValueError(f"{name}: config.json has model_type {model_type!r}, expected 'baichuan'")
+
+
 def _source_shards(src: Path) -> list[Path]:
+    """The weight files, from an index if there is one; [] if there are none."""
     for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if (src / index).is_file():
             weight_map = json.loads((src / index).read_text("utf-8"))["weight_map"]
@@ -84,7 +116,7 @@ def _source_shards(src: Path) -> list[Path]:
     for single in ("model.safetensors", "pytorch_model.bin"):
         if (src / single).is_file():
             return [src / single]
-    raise FileNotFoundError(f"no model.safetensors / pytorch_model.bin (or sharded index) in {src}")
+    return []
 
 
 def _tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -184,3 +216,47 @@ def convert_tokenizer(src: str | Path) -> TokenizersBackend:
                              pad_token=token("pad_token", None), add_bos_token=settings.get("add_bos_token", True),
                              add_eos_token=settings.get("add_eos_token", False),
                              clean_up_tokenization_spaces=settings.get("clean_up_tokenization_spaces", False))
+
+
+# ---------------------------------------------------------------------------------- the model step
+def converted_base_model(cfg: ProfileConfig, force: bool = False) -> Path:
+    """`cfg.model.name_or_path` (a local Baichuan checkpoint, or a hub id at `cfg.model.revision`, empty =
+    the latest commit) converted once into the `base_model` artifact; returns its directory. The key is the
+    source's identity (the hub commit, or the local files' names, sizes and mtimes: retrained weights keep
+    their sizes) and this module's source: a new snapshot or a converter fix converts again. A hub source
+    costs one small download (config and tokenizer, which fix the commit) when the artifact exists."""
+    source = cfg.model.name_or_path
+    if source == "tiny":
+        raise ValueError("model.convert converts a checkpoint; the tiny model is built by the repo (convert: '')")
+    hub = not Path(source).expanduser().exists()  # the rule of modeling.hub_kwargs and hub.needs_hub
+    if hub:
+        # snapshot directories are named by their commit: a moving revision is resolved once, here
+        src = _snapshot(source, cfg.model.revision or None, META_FILES)
+        label, identity = f"{source} at commit {src.name}", {"commit": src.name}
+        check_source(src, label, weights=False)  # before gigabytes of weights are downloaded
+    else:
+        src = Path(source).expanduser().resolve()
+        source = label = str(src)
+        identity = {"files": _local_identity(src)}
+    config = {"convert": cfg.model.convert, "source": source, "code": source_hash("convert.py")}
+    art = StageArtifact(cfg.name, "base_model", config=config, inputs=identity)
+    if art.complete and not force:
+        return art.path
+    if hub:
+        src = _snapshot(source, src.name, META_FILES + SAFETENSORS_FILES)
+        if not _source_shards(src):  # Baichuan-7B ships pytorch_model.bin only
+            src = _snapshot(source, src.name, META_FILES + BIN_FILES)
+    check_source(src, label)
+    with art.writing() as out:
+        convert_baichuan(src, out)
+    return art.path
+
+
+def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
+    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+
+
+def _local_identity(src: Path) -> str:
+    files = [p for p in src.iterdir() if p.is_file()
+             and any(fnmatch(p.name, pattern) for pattern in META_FILES + SAFETENSORS_FILES + BIN_FILES)]
+    return hash_obj(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))

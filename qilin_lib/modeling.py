@@ -121,8 +121,9 @@ def load_model_and_tokenizer(model_cfg: ModelConfig, path_or_id: str | None = No
             attn_implementation=_resolve_attn(model_cfg.attn_implementation, dev))
     except ValueError as err:
         if "trust_remote_code" in str(err) and not hub["trust_remote_code"]:
-            raise ValueError(f"{source} ships its own modeling code: set `model.trust_remote_code: true` in "
-                             "the profile (Baichuan-7B needs it) to allow running it") from err
+            raise ValueError(f"{source} ships its own modeling code: set `model.trust_remote_code: true` and a "
+                             "pinned `model.revision` to run it (for Baichuan-7B set `model.convert: baichuan` "
+                             "instead: it becomes a native Llama)") from err
         raise
     if tokenizer.pad_token is None:  # Llama/Baichuan have none; eos is safe because labels mask padding
         tokenizer.pad_token = tokenizer.eos_token
@@ -162,8 +163,8 @@ def check_finite(model, tokenizer, source: str) -> None:
     where = (f"non-finite values in {names}" if bad else "every parameter and buffer is finite, so the forward "
              "pass itself makes them (buffers the loader left uninitialised, an unsupported attention path, "
              "overflow in the dtype)")
-    hint = ("; Baichuan's hub code breaks under transformers 5: convert the checkpoint once with "
-            "`qilin convert baichuan SRC DST` and load DST" if model.config.model_type == "baichuan" else "")
+    hint = ("; Baichuan's hub code breaks under transformers 5: set `model.convert: baichuan` (or run "
+            "`qilin convert baichuan SRC DST` and load DST)" if model.config.model_type == "baichuan" else "")
     raise NonFiniteModelError(f"{source}: a {len(ids)}-token probe forward pass gives non-finite logits; "
                               f"{where}{hint}")
 

@@ -14,7 +14,8 @@ def test_every_shipped_profile_loads(profile):
 
 def test_paper_profile_carries_the_papers_settings():
     cfg = load_config("paper")
-    assert cfg.model.name_or_path == "baichuan-inc/Baichuan-7B" and cfg.model.trust_remote_code
+    assert cfg.model.name_or_path == "baichuan-inc/Baichuan-7B" and cfg.model.convert == "baichuan"
+    assert not cfg.model.trust_remote_code       # converted to a native Llama: no hub code runs
     assert (cfg.dcpt.learning_rate, cfg.dcpt.epochs, cfg.dcpt.block_size) == (2e-4, 3.0, 1024)
     assert (cfg.sft.lora.r, cfg.sft.lora.alpha, cfg.sft.lora.dropout) == (8, 32, 0.05)
     assert (cfg.dpo.lora.alpha, cfg.dpo.beta, cfg.dpo.learning_rate) == (16, 0.1, 2e-5)

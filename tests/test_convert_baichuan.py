@@ -118,14 +118,11 @@ def real_texts(shared_data) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------ tiny checkpoints
-@pytest.fixture(scope="module", params=[True, False], ids=["dummy_prefix", "no_dummy_prefix"])
-def checkpoint(request, ref, real_texts, tmp_path_factory) -> Path:
-    """A remote-code checkpoint directory as on the hub: config.json, weights, tokenizer.model,
-    tokenizer_config.json. The dummy-prefix variant stores one pytorch_model.bin, the other sharded
-    safetensors with an index, so that both readers of the converter run."""
-    dummy_prefix = request.param
-    src = tmp_path_factory.mktemp("baichuan_dummy_prefix" if dummy_prefix else "baichuan_no_dummy_prefix")
-    train = real_texts["chimed_format/cpt.txt"] + real_texts["chimed_format/sft.jsonl"]
+def write_checkpoint(ref, src: Path, shared_data: Path, *, dummy_prefix: bool = True, sharded: bool = False) -> Path:
+    """A small random-weight remote-code checkpoint in `src` as on the hub: config.json, weights (one
+    pytorch_model.bin, or two safetensors shards with an index), tokenizer.model trained on the ChiMed
+    samples, tokenizer_config.json. Also used by tests/test_base_model.py."""
+    train = [s for name in ("cpt.txt", "sft.jsonl") for s in _read_texts(shared_data / "chimed_format" / name) if s]
     # Baichuan-7B README: BPE, normalisation off, digits split, byte fallback for rare characters
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(train), model_prefix=str(src / "tokenizer"), model_type="bpe", vocab_size=VOCAB,
@@ -151,7 +148,7 @@ def checkpoint(request, ref, real_texts, tmp_path_factory) -> Path:
             "AutoConfig": "configuration_baichuan.BaiChuanConfig",
             "AutoModelForCausalLM": "modeling_baichuan.BaiChuanForCausalLM"}}))
     state = model.state_dict()  # includes the persistent rotary_emb.inv_freq buffers, as the hub file does
-    if dummy_prefix:
+    if not sharded:
         torch.save(state, src / "pytorch_model.bin")
     else:
         names = list(state)
@@ -164,6 +161,15 @@ def checkpoint(request, ref, real_texts, tmp_path_factory) -> Path:
         (src / "model.safetensors.index.json").write_text(json.dumps(
             {"metadata": {"total_size": total}, "weight_map": weight_map}))
     return src
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["dummy_prefix", "no_dummy_prefix"])
+def checkpoint(request, ref, shared_data, tmp_path_factory) -> Path:
+    """The dummy-prefix variant stores one pytorch_model.bin, the other sharded safetensors with an index,
+    so that both readers of the converter run."""
+    dummy_prefix = request.param
+    src = tmp_path_factory.mktemp("baichuan_dummy_prefix" if dummy_prefix else "baichuan_no_dummy_prefix")
+    return write_checkpoint(ref, src, shared_data, dummy_prefix=dummy_prefix, sharded=not dummy_prefix)
 
 
 @pytest.fixture(scope="module")

@@ -259,9 +259,15 @@ def cleanup_work_dir(art: StageArtifact) -> None:
 
 
 def base_model_dir(cfg: ProfileConfig, force: bool = False) -> Path | str:
-    """The model the first training stage starts from: a hub id / local dir as the profile names it, or,
-    for `model.name_or_path: tiny`, the repo's own tokenizer + untrained Llama built on the data stage's
-    CPT and SFT texts (cached as the `base_model` artifact, keyed by the data artifact's output hash)."""
+    """The model the first training stage starts from: with `model.convert`, the profile's checkpoint
+    converted once into the `base_model` artifact (qilin_lib.convert.converted_base_model); else a hub id /
+    local dir as the profile names it, or, for `model.name_or_path: tiny`, the repo's own tokenizer +
+    untrained Llama built on the data stage's CPT and SFT texts (cached as the `base_model` artifact, keyed
+    by the data artifact's output hash)."""
+    if cfg.model.convert:
+        from ..convert import converted_base_model
+
+        return converted_base_model(cfg, force=force)
     if cfg.model.name_or_path != "tiny":
         return cfg.model.name_or_path
     from ..data.stage import data_artifact, load_corpus

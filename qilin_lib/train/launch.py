@@ -172,8 +172,8 @@ def launch_stage(stage: str, profile: str = "tiny", overrides: dict | None = Non
 
 def prepare_shared_inputs(cfg: ProfileConfig) -> None:
     """Build, once and in this process, what every worker would otherwise build at the same moment: the
-    tiny profile's tokenizer + untrained model (N ranks writing one cache directory race: one rank can
-    replace the directory while another loads from it). Cheap, CPU only; a hub id is returned untouched.
+    tiny profile's tokenizer + untrained model, or the converted Baichuan checkpoint (`model.convert`): N
+    ranks writing one cache directory would race. CPU only; a hub id without `convert` is returned untouched.
     Fails early, with one message instead of N tracebacks, when the data stage has not run."""
     from .common import base_model_dir
 
