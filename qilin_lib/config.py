@@ -234,6 +234,9 @@ class DataConfig:
     sources: list[SourceSpec] = field(default_factory=list)
     benchmarks: dict[BenchmarkName, BenchmarkEntry] = field(default_factory=dict)  # "x" = {path: "x"}
     errors: Literal["raise", "skip"] = "raise"
+    # Under errors: skip, a source that loads nothing or skips more than this share of its records stops
+    # the data stage (qilin_lib.data.stage.check_skips).
+    max_skip_fraction: Fraction = 0.01
     max_records_per_source: Count = 0  # 0 = all
     dedup: DedupConfig = field(default_factory=DedupConfig)
     tiny: TinyDataConfig = field(default_factory=TinyDataConfig)

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from .cache import atomic_write_json, canonical_json
 
-VOLATILE_KEYS = {"provenance", "wall_s", "train_runtime_s", "train_seconds_this_run", "tokens_per_second",
+# `key`: an artifact's cache address (config + code hash, like a path); its content is `output_hash`.
+VOLATILE_KEYS = {"provenance", "key", "wall_s", "train_runtime_s", "train_seconds_this_run", "tokens_per_second",
                  "build_seconds", "created_unix", "seconds"}
 COMPARED_SUFFIXES = (".json", ".jsonl", ".csv")
 SKIPPED_FILES = {"timings.json"}

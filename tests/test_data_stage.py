@@ -160,3 +160,45 @@ def test_paper_profile_reads_chimed_through_the_hub_code_path(sandbox, tmp_path,
     assert sorted(calls) == [("williamliu/ChiMed", f, "dataset") for f in ("cpt.txt", "dpo.json", "sft.jsonl")]
     assert [stats["corpora"][c]["records"] for c in ("cpt", "sft", "dpo")] == [2, 2, 1]
     assert {s["source"] for s in stats["sources"]} == {"chimed_cpt", "chimed_sft", "chimed_dpo"}
+
+
+def test_the_released_chimed_layout_loads_every_record(shared_data, sandbox):
+    """ChiMed's sft.jsonl turns are `from: input` / `from: output` (the authors' reader); none may be skipped."""
+    layout = shared_data / "chimed_format"
+    spec = [{"name": "chimed_cpt", "loader": "chimed_cpt_txt", "path": str(layout / "cpt.txt"), "stage": "cpt"},
+            {"name": "chimed_sft", "loader": "chimed_sft_jsonl", "path": str(layout / "sft.jsonl"), "stage": "sft"},
+            {"name": "chimed_dpo", "loader": "chimed_dpo_json", "path": str(layout / "dpo.json"), "stage": "dpo"}]
+    cfg = load_config("paper", {"data.sources": spec, "data.max_records_per_source": 300})
+    stats = run_data_stage(cfg, progress=False).stats
+    by_source = {s["source"]: s for s in stats["sources"]}
+    assert all(s["skipped"] == 0 and s["loaded"] > 0 for s in by_source.values()), by_source
+    assert stats["corpora"]["sft"]["records"] > 0
+
+
+def _reward_file(path, good: int, bad: int):
+    lines = ['{"question": "q%d", "response_chosen": "a", "response_rejected": "b"}' % i for i in range(good)]
+    path.write_text("\n".join(lines + ['{"question": "only a question"}'] * bad) + "\n", encoding="utf-8")
+    return [{"name": "reward", "loader": "medicalgpt_reward_jsonl", "path": str(path)}]
+
+
+@pytest.mark.parametrize("good, bad, allowed", [(0, 5, 0.01), (95, 5, 0.01), (95, 5, 0.04)])
+def test_a_source_that_skips_too_much_stops_the_stage(sandbox, tmp_path, good, bad, allowed):
+    from qilin_lib.data.stage import SourceRejected
+
+    spec = _reward_file(tmp_path / "reward.jsonl", good, bad)
+    cfg = load_config("tiny", {"data.generator": "sources", "data.errors": "skip", "data.sources": spec,
+                               "data.max_skip_fraction": allowed})
+    with pytest.raises(SourceRejected) as err:
+        run_data_stage(cfg, progress=False)
+    message = str(err.value)
+    assert "'reward'" in message and f"{bad} skipped" in message and "line" in message   # names the first record
+    assert ("loaded no records" in message) == (good == 0)
+    assert not data_artifact(cfg).complete
+
+
+def test_a_source_within_its_skip_allowance_is_kept_and_counted(sandbox, tmp_path):
+    spec = _reward_file(tmp_path / "reward.jsonl", 98, 2)
+    cfg = load_config("tiny", {"data.generator": "sources", "data.errors": "skip", "data.sources": spec,
+                               "data.max_skip_fraction": 0.05})
+    source = run_data_stage(cfg, progress=False).stats["sources"][0]
+    assert (source["loaded"], source["skipped"], len(source["skip_examples"])) == (98, 2, 2)

@@ -48,10 +48,12 @@ class LoadStats:
     loaded: int = 0
     skipped: int = 0
     reasons: Counter = field(default_factory=Counter)
+    examples: list = field(default_factory=list)   # the first few skips, with record and message
+    MAX_EXAMPLES = 3
 
     def as_dict(self) -> dict:
         return {"source": self.source, "path": self.path, "loaded": self.loaded,
-                "skipped": self.skipped, "skip_reasons": dict(self.reasons)}
+                "skipped": self.skipped, "skip_reasons": dict(self.reasons), "skip_examples": list(self.examples)}
 
 
 class Records(list):
@@ -93,6 +95,8 @@ class RecordGuard:
             self.stats.skipped += 1
             reason = exc.skip_reason if isinstance(exc, UndecodableLine) else message.split(":")[0][:80]
             self.stats.reasons[reason] += 1
+            if len(self.stats.examples) < LoadStats.MAX_EXAMPLES:
+                self.stats.examples.append(f"{ref}: {message}"[:200])
 
     def skip(self, reason: str) -> None:
         """Count a record that the source itself marks as unusable (e.g. a `nan` answer)."""

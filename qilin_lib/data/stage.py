@@ -76,6 +76,7 @@ def _source_inputs(cfg: ProfileConfig, progress: bool) -> tuple[dict, dict, list
         for rec in recs:  # the profile's source name wins over the loader's default tag
             rec["source"] = spec["name"]
         stats = recs.stats.as_dict() | {"source": spec["name"], "path": str(spec["path"])}
+        check_skips(stats, cfg.data.max_skip_fraction)
         load_stats.append(stats)
         if spec.get("stage") == "eval" or kind == "pubmedqa":
             evals[spec["name"]] = list(recs)
@@ -83,6 +84,22 @@ def _source_inputs(cfg: ProfileConfig, progress: bool) -> tuple[dict, dict, list
         for corpus, out in chimed.route(recs, kind, spec).items():
             routed[corpus] += out
     return routed, evals, load_stats, {}
+
+
+class SourceRejected(ValueError):
+    """A source that loaded nothing, or skipped more of its records than `data.max_skip_fraction`."""
+
+
+def check_skips(stats: dict, max_fraction: float) -> None:
+    """Stop the data stage on a source whose records were all (or too many) skipped under errors="skip": a
+    reader that does not understand a file's layout would otherwise leave its corpus silently empty."""
+    loaded, skipped = stats["loaded"], stats["skipped"]
+    if loaded and skipped <= max_fraction * (loaded + skipped):
+        return
+    what = "loaded no records" if not loaded else f"skipped {skipped / (loaded + skipped):.1%} of its records"
+    raise SourceRejected(f"source {stats['source']!r} ({stats['path']}) {what}: {loaded} loaded, {skipped} skipped "
+                         f"(data.max_skip_fraction {max_fraction}); reasons {stats['skip_reasons']}; first: "
+                         + " | ".join(stats.get("skip_examples", [])))
 
 
 def input_fingerprints(cfg: ProfileConfig) -> dict[str, str]:

@@ -25,8 +25,10 @@ from ._common import ErrorPolicy, RecordGuard, load_json_records, resolve_path, 
 HEADING_MAX_CHARS = 20
 _SENTENCE_END = tuple("。！？；!?;…")
 _ATTRIBUTION = re.compile(r"^[（(【\[][^（）()【】\[\]]{1,12}[）)】\]]$")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system"}
+# input/output: the released ChiMed sft.jsonl, as the authors' reader takes it (williamliujl/Qilin-Med
+# scripts/supervised_finetuning.py: the turns alternate `from: input` / `from: output`).
+SHAREGPT_ROLES = {"human": "user", "user": "user", "input": "user", "gpt": "assistant", "assistant": "assistant",
+                  "output": "assistant", "system": "system"}
 
 
 def is_heading(line: str) -> bool:
