@@ -85,10 +85,17 @@ display(Image(filename=str(plot_summary(m, cfg.name))))
 
 # %% [markdown]
 # ## Answers to held-out prompts, SFT model vs DPO model (greedy)
+#
+# The tiny profile has held-out pairs (other diseases, other wordings); a ChiMed run has none, and shows
+# four of its training prompts instead.
 
 # %%
-heldout = load_corpus(cfg, "eval/dpo_heldout").select(range(4))
-questions = list(heldout["prompt"])
-pd.DataFrame({"question": questions, "chosen (reference)": heldout["chosen"],
+try:
+    examples = load_corpus(cfg, "eval/dpo_heldout")
+except FileNotFoundError:
+    examples = load_corpus(cfg, "dpo")
+examples = examples.select(range(min(4, len(examples))))
+questions = list(examples["prompt"])
+pd.DataFrame({"question": questions, "chosen (reference)": examples["chosen"],
               "SFT": generate_answers(m["sft_model"], questions, cfg),
               "DPO": generate_answers(run.path, questions, cfg)})

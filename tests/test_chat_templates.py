@@ -23,7 +23,7 @@ from qilin_lib.chat_templates import BAICHUAN_CHAT, use_chat_template
 from qilin_lib.config import ConfigError, ModelConfig, load_config
 from qilin_lib.convert import convert_tokenizer
 from qilin_lib.evaluation.scoring import Scorer
-from qilin_lib.modeling import build_tiny_model, build_tiny_tokenizer, load_model_and_tokenizer
+from qilin_lib.modeling import CHAT_TEMPLATE, build_tiny_model, build_tiny_tokenizer, load_model_and_tokenizer
 from qilin_lib.train.dpo import tokenize_preference
 from qilin_lib.train.sft import IGNORE_INDEX, _generation_header, tokenize_conversation
 
@@ -190,12 +190,20 @@ def test_markers_missing_from_the_vocabulary_are_an_error():
         use_chat_template(tiny, "baichuan-chat")
 
 
+def test_auto_keeps_a_template_with_generation_markers():
+    tiny = build_tiny_tokenizer(TEXTS, vocab_size=300)
+    assert use_chat_template(tiny, "auto").chat_template == CHAT_TEMPLATE  # the tiny profile's, unchanged
+
+
 def test_config_names_a_template_or_a_jinja_file(tmp_path):
     assert load_config("tiny").model.chat_template == "auto"
     assert load_config("paper").model.chat_template == load_config("gpu-small").model.chat_template == "baichuan-chat"
     template = tmp_path / "mine.jinja"
     template.write_text(BAICHUAN_CHAT, "utf-8")
     assert load_config("tiny", {"model.chat_template": str(template)}).model.chat_template == str(template)
+    assert load_config("tiny").model.chat_template_kwargs == {}
+    assert load_config("tiny", {"model.chat_template_kwargs": {"enable_thinking": False}}
+                       ).model.chat_template_kwargs == {"enable_thinking": False}
     with pytest.raises(ConfigError, match="model.chat_template: unknown chat template 'baichuan_chat'; did you mean "
                                           "'baichuan-chat'"):
         load_config("tiny", {"model.chat_template": "baichuan_chat"})

@@ -95,6 +95,11 @@ def test_an_unknown_cache_type_names_the_fix():
         _reorder(object(), torch.tensor([0]))
 
 
+def test_generation_stops_on_eos_and_the_end_of_turn_marker(scorer):
+    tok = scorer.tokenizer  # the tiny model's generation config lists both; the template closes turns with <|end|>
+    assert scorer._stop_ids() == [tok.eos_token_id, tok.convert_tokens_to_ids("<|end|>")]
+
+
 def test_chat_context_wraps_the_prompt_in_the_template(scorer):
     chat = Scorer(scorer.model, scorer.tokenizer, chat=True, progress=False)
     text = chat.context("问题", "答案：")

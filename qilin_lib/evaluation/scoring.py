@@ -8,7 +8,12 @@
 Prompt wrapping (`chat`): a base or DCPT model reads the benchmark prompt as raw text, as the papers
 evaluate base models; an instruction-tuned model (SFT, DPO) gets it as the user turn of its chat template,
 with the answer prefix (e.g. `答案：`) opening the assistant turn where a mode needs the next token after
-it. `context(body, prefix)` is the one place that rule lives.
+it. `context(body, prefix)` is the one place that rule lives; `chat_template_kwargs` (the profile's
+`model.chat_template_kwargs`, e.g. Qwen3's `enable_thinking: false`) go to that render.
+
+Generation stops on qilin_lib.chat_templates.stop_token_ids: every id of the model's
+`generation_config.eos_token_id` (an int or a list), the tokenizer's EOS and the chat template's end-of-turn
+token (`<|im_end|>` for a Qwen base whose generation config names only `<|endoftext|>`).
 
 Batches are sorted by length (less padding) and results returned in input order. Prompts longer than the
 model's window lose their beginning (the question and answer slot at the end matter most; a C-Eval 5-shot
@@ -24,6 +29,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..chat_templates import stop_token_ids
+
 
 @dataclass
 class Scorer:
@@ -33,6 +40,7 @@ class Scorer:
     batch_size: int = 32
     progress: bool = True
     max_length: int = 0            # 0: the model's max_position_embeddings (or 2048)
+    chat_template_kwargs: dict = field(default_factory=dict)
     truncated: int = field(default=0, init=False)
     # (context, continuation) -> score: cloze's neutral-question scores repeat across items and tasks
     _continuations: dict = field(default_factory=dict, init=False, repr=False)
@@ -57,7 +65,7 @@ class Scorer:
         from ..modeling import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(cfg.model, str(model_dir))
-        return cls(model, tokenizer, chat=chat, **kw)
+        return cls(model, tokenizer, chat=chat, chat_template_kwargs=cfg.model.chat_template_kwargs, **kw)
 
     @property
     def device(self) -> torch.device:
@@ -70,7 +78,7 @@ class Scorer:
         if not self.chat:
             return body + prefix
         wrapped = self.tokenizer.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
-                                                     add_generation_prompt=True)
+                                                     add_generation_prompt=True, **self.chat_template_kwargs)
         return wrapped + prefix
 
     def _encode(self, text: str, budget: int) -> list[int]:
@@ -141,11 +149,8 @@ class Scorer:
         return [self.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in candidates]
 
     def _stop_ids(self) -> list[int]:
-        stop = [self.tokenizer.eos_token_id]
-        end = self.tokenizer.convert_tokens_to_ids("<|end|>")
-        if isinstance(end, int) and end != self.tokenizer.unk_token_id:
-            stop.append(end)  # the tiny chat template closes every turn with <|end|>
-        return stop
+        config = getattr(self.model, "generation_config", None)  # a wrapped remote-code model may have none
+        return stop_token_ids(self.tokenizer, getattr(config, "eos_token_id", None), **self.chat_template_kwargs)
 
     @torch.no_grad()
     def next_token_logprobs(self, contexts: Sequence[str], candidates: Sequence[str],

@@ -20,7 +20,8 @@ Lengths. TRL 1.16 dropped `max_prompt_length` / `max_completion_length` (only `m
 paper's 256/256 are applied here when the pairs are tokenised, with the same chat template and the same
 rule as SFT (qilin_lib.train.sft; the profile's `model.chat_template`, source and target encoded apart
 under an explicit one): prompt = the rendered user turn and the answer header, at most max_source_length
-tokens; chosen / rejected = the answer and its end-of-turn token, at most max_target_length tokens. The
+tokens; chosen / rejected = the answer and its end-of-turn token, at most max_target_length tokens (SFT's
+stop-token check runs first, and `model.chat_template_kwargs` reach every render). The
 trainer takes these token ids as they are (`_PreTokenized` below). (The authors' dpo_training.py wrapped
 prompts as "Question: {q}\n\nAnswer: " instead; the SFT template is kept here so that DPO trains the format
 the SFT model answers in.)
@@ -48,6 +49,7 @@ from pathlib import Path
 import torch
 
 from ..cache import atomic_write_json
+from ..chat_templates import stop_token_ids
 from ..config import ProfileConfig
 from ..modeling import (
     count_parameters,
@@ -77,6 +79,7 @@ from .sft import (
     _cut_target,
     _generation_header,
     _turns,
+    check_stop_token_trained,
     ensure_chat_template,
     throughput,
 )
@@ -94,9 +97,10 @@ def _prompt_messages(prompt) -> list[dict]:
     return list(prompt) if isinstance(prompt, (list, tuple)) else [{"role": "user", "content": prompt}]
 
 
-def _split(tokenizer, prompt, answer: str, by_segment: bool) -> tuple[list[int], list[int]]:
+def _split(tokenizer, prompt, answer: str, by_segment: bool, **template_kwargs) -> tuple[list[int], list[int]]:
     """(prompt ids, answer ids) of a conversation ending in `answer`; earlier turns belong to the prompt."""
-    turns = _turns(tokenizer, _prompt_messages(prompt) + [{"role": "assistant", "content": answer}], by_segment)
+    turns = _turns(tokenizer, _prompt_messages(prompt) + [{"role": "assistant", "content": answer}], by_segment,
+                   **template_kwargs)
     if not turns:
         raise ValueError("preference pair renders without an assistant turn")
     before = [t for source, target in turns[:-1] for t in source + target]
@@ -104,24 +108,27 @@ def _split(tokenizer, prompt, answer: str, by_segment: bool) -> tuple[list[int],
 
 
 def tokenize_preference(tokenizer, prompt, chosen: str, rejected: str, max_source_length: int,
-                        max_target_length: int, *, by_segment: bool = False) -> dict[str, list[int]]:
+                        max_target_length: int, *, by_segment: bool = False,
+                        template_kwargs: dict | None = None) -> dict[str, list[int]]:
     """prompt_ids / chosen_ids / rejected_ids of one pair, with the SFT chat template and length rule."""
-    header = _generation_header(tokenizer)
-    prompt_c, chosen_ids = _split(tokenizer, prompt, chosen, by_segment)
-    prompt_r, rejected_ids = _split(tokenizer, prompt, rejected, by_segment)
+    kw = template_kwargs or {}
+    header = _generation_header(tokenizer, **kw)
+    ends = set(stop_token_ids(tokenizer, **kw))
+    prompt_c, chosen_ids = _split(tokenizer, prompt, chosen, by_segment, **kw)
+    prompt_r, rejected_ids = _split(tokenizer, prompt, rejected, by_segment, **kw)
     if prompt_c != prompt_r:
         raise ValueError("the rendered prompt depends on the answer; the chat template cannot be split")
     return {"prompt_ids": _cut_source(prompt_c, max_source_length, header),
-            "chosen_ids": _cut_target(chosen_ids, max_target_length),
-            "rejected_ids": _cut_target(rejected_ids, max_target_length)}
+            "chosen_ids": _cut_target(chosen_ids, max_target_length, ends),
+            "rejected_ids": _cut_target(rejected_ids, max_target_length, ends)}
 
 
 def tokenize_dpo_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int, *,
-                         by_segment: bool = False):
+                         by_segment: bool = False, template_kwargs: dict | None = None):
     """ChiMed-DPO records ({"prompt", "chosen", "rejected", ...}) -> token-id columns for the trainer."""
     def fn(rec):
         return tokenize_preference(tokenizer, rec["prompt"], rec["chosen"], rec["rejected"], max_source_length,
-                                   max_target_length, by_segment=by_segment)
+                                   max_target_length, by_segment=by_segment, template_kwargs=template_kwargs)
 
     return dataset.map(fn, remove_columns=dataset.column_names, desc="tokenize DPO")
 
@@ -245,12 +252,14 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     model, tokenizer = load_model_and_tokenizer(cfg.model, str(sft_dir))  # with the profile's chat template
     ensure_chat_template(tokenizer)
     heldout = _heldout(cfg) if heldout is None else heldout
-    by_segment = cfg.model.chat_template != "auto"
+    by_segment, kw = cfg.model.chat_template != "auto", cfg.model.chat_template_kwargs
+    check_stop_token_trained(tokenizer, stop_token_ids(tokenizer, model.generation_config.eos_token_id, **kw),
+                             cfg.model.chat_template, by_segment=by_segment, template_kwargs=kw)
     with datasets_progress(progress):
         train_ds = tokenize_dpo_dataset(tokenizer, dataset, dc.max_source_length, dc.max_target_length,
-                                        by_segment=by_segment)
+                                        by_segment=by_segment, template_kwargs=kw)
         heldout_ds = (tokenize_dpo_dataset(tokenizer, heldout, dc.max_source_length, dc.max_target_length,
-                                           by_segment=by_segment)
+                                           by_segment=by_segment, template_kwargs=kw)
                       if heldout is not None and len(heldout) else None)
 
     # ------------------------------------------------------------------------------ train

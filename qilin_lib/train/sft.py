@@ -17,11 +17,15 @@ one as the authors' script does (`by_segment`, qilin_lib.chat_templates):
         target = the assistant message and its end-of-turn token (<|end|>: the model must learn to stop)
         source: at most max_source_length tokens; a longer one keeps its first tokens and its answer header
                 (the authors keep only the first tokens: their prompt then loses its assistant marker)
-        target: at most max_target_length tokens; a longer one keeps its first max_target_length - 1 tokens
-                and its end-of-turn token
+        target: at most max_target_length tokens; a longer one keeps its first tokens and its end-of-turn
+                token (with what a template puts after it inside the mask: Qwen's "\n")
         the turn is dropped, with all later ones, when it would take the sequence beyond
         max_source_length + max_target_length tokens (MedicalGPT's max_length)
     labels = -100 on sources, the token ids on targets
+
+Before training, `check_stop_token_trained` refuses a template whose targets hold none of the tokens
+generation stops on (qilin_lib.chat_templates.stop_token_ids): such a model never learns to end an answer.
+`model.chat_template_kwargs` reach every render (Qwen3's `enable_thinking`).
 
 Trainer: TRL's SFTTrainer on the pre-tokenized dataset. In TRL 1.16 a dataset that already holds
 `input_ids` and `labels` is used as is (no re-tokenisation; `max_length=None` turns off its global
@@ -44,7 +48,7 @@ from pathlib import Path
 import torch
 
 from ..cache import atomic_write_json
-from ..chat_templates import encode_by_segment
+from ..chat_templates import encode_by_segment, stop_token_ids
 from ..config import ProfileConfig
 from ..modeling import (
     CHAT_TEMPLATE,
@@ -78,26 +82,27 @@ ADAPTER_DIR = "adapter"
 
 
 # ================================================================================= tokenisation
-def _generation_header(tokenizer) -> list[int]:
+def _generation_header(tokenizer, **template_kwargs) -> list[int]:
     """The tokens the chat template puts between a user turn and the assistant's answer."""
     probe = [{"role": "user", "content": "x"}]
-    bare = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True)["input_ids"]
-    with_header = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True,
-                                                add_generation_prompt=True)["input_ids"]
+    bare = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True, **template_kwargs)["input_ids"]
+    with_header = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True, add_generation_prompt=True,
+                                                **template_kwargs)["input_ids"]
     return list(with_header[len(bare):]) if with_header[:len(bare)] == bare else []
 
 
-def _turns(tokenizer, messages: Sequence[dict], by_segment: bool = False) -> list[tuple[list[int], list[int]]]:
+def _turns(tokenizer, messages: Sequence[dict], by_segment: bool = False,
+           **template_kwargs) -> list[tuple[list[int], list[int]]]:
     """(source, target) token runs of a rendered conversation, from the template's assistant mask; with
     `by_segment`, every source and target text is encoded on its own (the authors' rule).
 
     Tokens after the last assistant message (a trailing newline, an unanswered user turn) carry no loss
     and are dropped."""
     if by_segment:
-        ids, mask = encode_by_segment(tokenizer, messages)
+        ids, mask = encode_by_segment(tokenizer, messages, **template_kwargs)
     else:
         out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True)
+                                            return_assistant_tokens_mask=True, **template_kwargs)
         ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
     if not any(mask):
         if any(m["role"] == "assistant" for m in messages):
@@ -126,26 +131,34 @@ def _cut_source(ids: list[int], limit: int, header: list[int]) -> list[int]:
     return ids[:limit]
 
 
-def _cut_target(ids: list[int], limit: int) -> list[int]:
+def _cut_target(ids: list[int], limit: int, ends=()) -> list[int]:
+    """The first tokens of a too long target and its end: from its last token in `ends` (the end-of-turn
+    token, and what the template puts after it inside the mask), else its last token."""
     if len(ids) <= limit:
         return ids
-    return ids[:limit - 1] + ids[-1:] if limit > 1 else ids[-1:]  # keep the end-of-turn token
+    tail = next((len(ids) - k for k in range(len(ids) - 1, -1, -1) if ids[k] in ends), 1)
+    tail = min(tail, limit)
+    return ids[:limit - tail] + ids[-tail:]
 
 
 def tokenize_conversation(tokenizer, messages: Sequence[dict], max_source_length: int, max_target_length: int,
-                          max_length: int | None = None, *, by_segment: bool = False) -> dict[str, list[int]]:
+                          max_length: int | None = None, *, by_segment: bool = False,
+                          template_kwargs: dict | None = None) -> dict[str, list[int]]:
     """input_ids / attention_mask / labels of one conversation (the rule in the module docstring).
 
-    `max_length` defaults to max_source_length + max_target_length (MedicalGPT); 0 disables the cap."""
+    `max_length` defaults to max_source_length + max_target_length (MedicalGPT); 0 disables the cap;
+    `template_kwargs`: extra chat-template variables (model.chat_template_kwargs)."""
     if max_source_length < 1 or max_target_length < 1:
         raise ValueError("max_source_length and max_target_length must be >= 1")
+    kw = template_kwargs or {}
     cap = max_source_length + max_target_length if max_length is None else max_length
-    header = _generation_header(tokenizer)
+    header = _generation_header(tokenizer, **kw)
+    ends = set(stop_token_ids(tokenizer, **kw))
     input_ids: list[int] = []
     labels: list[int] = []
-    for source, target in _turns(tokenizer, messages, by_segment):
+    for source, target in _turns(tokenizer, messages, by_segment, **kw):
         source = _cut_source(source, max_source_length, header)
-        target = _cut_target(target, max_target_length)
+        target = _cut_target(target, max_target_length, ends)
         if cap and input_ids and len(input_ids) + len(source) + len(target) > cap:
             break
         input_ids += source + target
@@ -162,13 +175,38 @@ def ensure_chat_template(tokenizer):
     return tokenizer
 
 
+def check_stop_token_trained(tokenizer, stop_ids: Sequence[int], template: str, *, by_segment: bool = False,
+                             template_kwargs: dict | None = None) -> None:
+    """Refuse a chat template whose answer targets hold none of `stop_ids` (the tokens generation stops on):
+    the loss would look healthy and the model never learn to end an answer. Probed with the stage's own
+    tokenisation; TRL's is_chat_template_stop_token_trained asks only that some added token end the mask,
+    on whole-string tokenisation. A user turn follows the answer because some templates give the answer's
+    end-of-turn token to the next message."""
+    name = f"{template!r}" + (" (the tokenizer's own template)" if template == "auto" else "")
+    probe = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"},
+             {"role": "user", "content": "thanks"}]
+    try:
+        target = _turns(tokenizer, probe, by_segment, **(template_kwargs or {}))[0][1]
+    except ValueError as err:
+        raise ValueError(f"model.chat_template {name}: {err} around each answer and its end-of-turn token. TRL "
+                         "has training variants of known families only (Qwen2.5, Qwen3, Llama-3, ...); for another "
+                         "base set model.chat_template to a .jinja file with them") from err
+    if not set(target) & set(stop_ids):
+        stops = ", ".join(tokenizer.convert_ids_to_tokens(list(stop_ids)))
+        raise ValueError(f"model.chat_template {name} does not train the stop token: generation stops on {stops}, "
+                         f"but an answer's loss mask is {tokenizer.convert_ids_to_tokens(target)}, none of them; the "
+                         "model would never learn to end its answer. Put the end-of-turn token inside "
+                         "{% generation %} (a .jinja file as model.chat_template), or add the token that ends its "
+                         "turns to the model's generation_config.eos_token_id")
+
+
 def tokenize_sft_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int, *,
-                         by_segment: bool = False):
+                         by_segment: bool = False, template_kwargs: dict | None = None):
     """ChiMed-SFT records ({"messages", ...}) -> input_ids / attention_mask / labels; rows without a label
     token (no assistant turn) are dropped."""
     def fn(rec):
         return tokenize_conversation(tokenizer, rec["messages"], max_source_length, max_target_length,
-                                     by_segment=by_segment)
+                                     by_segment=by_segment, template_kwargs=template_kwargs)
 
     tokenized = dataset.map(fn, remove_columns=dataset.column_names, desc="tokenize SFT")
     return tokenized.filter(lambda r: any(t != IGNORE_INDEX for t in r["labels"]), desc="drop label-free rows")
@@ -191,10 +229,12 @@ def generate_answers(model_dir: str | Path, questions: Sequence[str], cfg: Profi
     """Greedy answers of a stage's model to single-turn questions (for the notebooks' examples)."""
     model, tokenizer = load_model_and_tokenizer(cfg.model, str(model_dir), padding_side="left")
     model.eval()
+    kw = cfg.model.chat_template_kwargs
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                             add_generation_prompt=True) for q in questions]
+                                             add_generation_prompt=True, **kw) for q in questions]
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                         eos_token_id=stop_token_ids(tokenizer, model.generation_config.eos_token_id, **kw))
     return [tokenizer.decode(row[batch["input_ids"].shape[1]:], skip_special_tokens=True).strip() for row in out]
 
 
@@ -232,9 +272,12 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
     # ------------------------------------------------------------------------------ model + data
     model, tokenizer = load_model_and_tokenizer(cfg.model, str(base_model))  # with the profile's chat template
     ensure_chat_template(tokenizer)
+    by_segment, kw = cfg.model.chat_template != "auto", cfg.model.chat_template_kwargs
+    check_stop_token_trained(tokenizer, stop_token_ids(tokenizer, model.generation_config.eos_token_id, **kw),
+                             cfg.model.chat_template, by_segment=by_segment, template_kwargs=kw)
     with datasets_progress(progress):
         train_ds = tokenize_sft_dataset(tokenizer, dataset, sc.max_source_length, sc.max_target_length,
-                                        by_segment=cfg.model.chat_template != "auto")
+                                        by_segment=by_segment, template_kwargs=kw)
     lengths = [len(r) for r in train_ds["input_ids"]]
     if probe_data is None and (data_art := data_artifact(cfg)).complete:
         probe_data = data_art.path
