@@ -264,6 +264,9 @@ class ModelConfig:
     chat_template: Annotated[str, Strict(), AfterValidator(_chat_template)] = "auto"
     # Extra variables of every chat-template render (SFT, DPO, evaluation): {enable_thinking: false} for Qwen3.
     chat_template_kwargs: dict[Str, Any] = field(default_factory=dict)
+    # Load check for pretrained bases: perplexity on a medical probe sentence at most this (0 = off; a random
+    # or broken model sits near the vocabulary size). paper/gpu-small: 1000.
+    max_probe_perplexity: Annotated[float, Strict(), Field(ge=0)] = 0.0
     # tiny factory only
     vocab_size: Positive = 3000
     hidden_size: Positive = 256

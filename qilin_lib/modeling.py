@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -45,6 +46,8 @@ CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 SPECIAL_TOKENS = (BOS, EOS, PAD, UNK, *CHAT_MARKERS)  # ids 0..7 in this order
 END_OF_TURN = "<|end|>"
 PROBE_TEXT = "高血压患者常有头痛。Fever 39C"  # a few tokens of any vocabulary: CJK, Latin, digits
+# What a pretrained medical LM must predict far better than chance (model.max_probe_perplexity).
+PERPLEXITY_PROBE = "高血压是一种常见的慢性病，患者常有头痛、头晕等症状，应按时服药并定期监测血压。"
 
 # CJK symbols/punctuation, Extension A, unified ideographs, compatibility ideographs, fullwidth forms
 # (，：？ live there), Extension B.
@@ -134,27 +137,51 @@ def load_model_and_tokenizer(model_cfg: ModelConfig, path_or_id: str | None = No
             cfg.pad_token_id = tokenizer.pad_token_id
     model = model.to(dev)
     check_finite(model, tokenizer, source)
+    if model_cfg.max_probe_perplexity:
+        check_perplexity(model, tokenizer, source, model_cfg.max_probe_perplexity)
     return model, tokenizer
 
 
-class NonFiniteModelError(RuntimeError):
+class BrokenModelError(RuntimeError):
+    """A loaded model whose probe forward pass shows it is broken."""
+
+
+class NonFiniteModelError(BrokenModelError):
     """A loaded model gives NaN/inf logits."""
 
 
-def check_finite(model, tokenizer, source: str) -> None:
-    """Raise NonFiniteModelError unless a probe forward pass gives finite logits. Neither the RNG streams
-    (forked) nor the model (no grad, no cache, train/eval mode restored) are changed: a run with the check
-    gives the numbers it gave without it."""
-    ids = tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"][:8] or [tokenizer.eos_token_id]
+def _probe_logits(model, ids: list[int]):
+    """Logits of one probe sequence, changing neither the RNG streams (forked) nor the model (no grad, no
+    cache, train/eval mode restored): a run with the checks gives the numbers it gave without them."""
     device = next(model.parameters()).device
     was_training = model.training
     forked = [device.index or 0] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=forked), torch.no_grad():
             model.eval()
-            logits = model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits
+            return model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits.float()
     finally:
         model.train(was_training)
+
+
+def check_perplexity(model, tokenizer, source: str, bound: float) -> float:
+    """Raise BrokenModelError when a pretrained model's perplexity on a medical sentence exceeds `bound`.
+    Finite garbage (RoPE buffers left uninitialised, a wrong weight mapping) passes the finiteness check but
+    predicts near chance, i.e. near the vocabulary size; a working 7B base scores in the tens."""
+    ids = tokenizer(PERPLEXITY_PROBE, add_special_tokens=False)["input_ids"]
+    logits = _probe_logits(model, ids)[0, :-1]
+    ppl = math.exp(torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:], device=logits.device)).item())
+    if not ppl <= bound:
+        raise BrokenModelError(f"{source}: perplexity {ppl:.1f} on a {len(ids)}-token medical probe exceeds "
+                               f"model.max_probe_perplexity {bound:g} (chance is ~{len(tokenizer):,}): the weights "
+                               "or the modeling code do not fit together; check the conversion or loading path")
+    return ppl
+
+
+def check_finite(model, tokenizer, source: str) -> None:
+    """Raise NonFiniteModelError, naming the non-finite tensors, unless a probe gives finite logits."""
+    ids = tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"][:8] or [tokenizer.eos_token_id]
+    logits = _probe_logits(model, ids)
     if torch.isfinite(logits).all():
         return
     bad = [name for name, t in (*model.named_parameters(), *model.named_buffers())

@@ -78,3 +78,18 @@ def test_the_check_changes_neither_rng_nor_model(tmp_path, tokenizer):
     assert model.training and all(m.training for m in model.modules())
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+
+
+def test_a_pretrained_base_must_beat_chance_on_the_medical_probe(tmp_path, tokenizer):
+    """Finite garbage (random or mis-mapped weights) predicts near chance: the bound names the model and the
+    perplexity; a bound above it passes and returns the measured value."""
+    from dataclasses import replace
+
+    from qilin_lib.modeling import BrokenModelError, check_perplexity
+
+    path = save(tmp_path, tokenizer)
+    with pytest.raises(BrokenModelError, match=rf"{path}: perplexity [\d.]+ on a \d+-token medical probe exceeds "
+                                               r"model.max_probe_perplexity 10"):
+        load_model_and_tokenizer(replace(SMALL, max_probe_perplexity=10.0), str(path), device="cpu")
+    model, tok = load_model_and_tokenizer(replace(SMALL, max_probe_perplexity=1e9), str(path), device="cpu")
+    assert 10 < check_perplexity(model, tok, str(path), 1e9) < 10 * len(tok)   # random weights: near chance
