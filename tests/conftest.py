@@ -18,3 +18,12 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data (real dataset samples) is absent on this machine")
     return path
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """results/, figures/ and artifacts/ of a test live under tmp_path, never in the checkout (a test file
+    may extend it with a fixture of the same name)."""
+    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
+    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
+    return tmp_path

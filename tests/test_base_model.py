@@ -27,13 +27,6 @@ LATEST = "f" * 40  # the commit the fake hub's main branch points at
 PROMPTS = ["高血压患者常有头痛，应如何处理？", " <reserved_102> 头痛怎么办？ <reserved_103> "]
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def baichuan(ref, shared_data, tmp_path_factory):  # noqa: F811 (ref: the imported fixture)
     return write_checkpoint(ref, tmp_path_factory.mktemp("baichuan"), shared_data)

@@ -11,14 +11,6 @@ from qilin_lib.data.tables import data_tables, write_data_tables
 
 
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    """Results, figures and artifacts go to a temporary root, never into the checkout."""
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    return tmp_path
-
-
-@pytest.fixture
 def tiny_result(sandbox):
     return run_data_stage(load_config("tiny"), progress=False)
 

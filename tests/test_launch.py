@@ -37,14 +37,6 @@ TINY = {
 }
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    """Results, figures and artifacts go to a temporary root, never into the checkout."""
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    return tmp_path
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -109,13 +109,6 @@ def profile(family: str, **model):
         cfg.model, chat_template_kwargs=FAMILIES[family]["kwargs"], **model))
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    return tmp_path
-
-
 def loaded(bases, family: str):
     cfg = profile(family)
     model, tokenizer = load_model_and_tokenizer(cfg.model, str(bases[family]), device="cpu")

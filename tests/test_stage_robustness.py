@@ -34,13 +34,6 @@ def cfg():
     return load_config("tiny", SMALL)
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    return tmp_path
-
-
 def keys(cfg):
     return {stage: stage_artifact(cfg, stage, INPUTS).key for stage in STAGES}
 

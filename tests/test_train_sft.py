@@ -57,14 +57,6 @@ def base_dir(tmp_path_factory, tokenizer, cfg):
     return path
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    """results/, figures/ and artifacts/ of this test live under tmp_path."""
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def probe_dir(tmp_path_factory):
     """A data-stage directory holding only eval/probe_texts (two knowledge-base diseases)."""
