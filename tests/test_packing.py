@@ -93,3 +93,18 @@ def test_streaming_cache_stays_in_cache_dir(tmp_path, texts, tokenizer):
     second = packing.pack_dataset(load_from_disk(str(src)), tokenizer, 64, cache_dir=cache)
     assert second["input_ids"] == first["input_ids"]
     assert second.cache_files[0]["filename"] == first.cache_files[0]["filename"]
+
+
+def test_num_proc_packs_the_blocks_of_one_process(texts, tokenizer):
+    """Worker processes split the documents into shards; the cuts stay those of groups of group_batch_size
+    documents counted from the first (70 here, so that neither shard boundary of 300 documents falls on one)."""
+    tokenized = packing.tokenize_documents(texts, tokenizer)
+    assert len(texts) == 300
+    assert packing.tokenize_documents(texts, tokenizer, num_proc=2)["input_ids"] == tokenized["input_ids"]
+    one = packing.pack_tokenized(tokenized, block_size=64, group_batch_size=70)
+    two = packing.pack_tokenized(tokenized, block_size=64, group_batch_size=70, num_proc=2)
+    assert two["input_ids"] == one["input_ids"] and two["labels"] == one["labels"]
+    rows = tokenized["input_ids"]
+    expected = [block for start in range(0, len(rows), 70)
+                for block in packing.group_texts({"input_ids": rows[start: start + 70]}, 64)["input_ids"]]
+    assert one["input_ids"] == expected

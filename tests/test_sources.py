@@ -20,7 +20,7 @@ from qilin_lib.data.sources import (LOADER_KINDS, LOADERS, iter_chimed_cpt_txt, 
                                     load_medicalgpt_sft_jsonl, load_medqa_alpaca_json, load_pubmedqa_json,
                                     load_pubmedqa_rows, load_qasystem_dicts, load_qasystem_kg_csv,
                                     load_source, load_toyhom_csv, load_xywy_kg_json, load_zhongjing_ranking,
-                                    load_zhongjing_ranking_input)
+                                    load_zhongjing_ranking_input, open_source)
 from qilin_lib.data.sources.cmexam import MISSING_ANSWER, parse_options
 from qilin_lib.data.sources.medicalgpt import is_heading
 from qilin_lib.data.sources.zhongjing import IDENTICAL_PAIR
@@ -472,3 +472,34 @@ def test_chimed_dpo_shapes(shared_data, tmp_path):
         recs = load_chimed_dpo_json(_write(tmp_path / name, text))
         assert [(r["prompt"], r["chosen"], r["rejected"]) for r in recs] == expected, name
     assert len(load_chimed_dpo_json(shared_data / "medicalgpt_medical/reward/test.json")) == 100
+
+
+# ---------------------------------------------------------------- streams (the data stage's way in)
+
+def test_open_source_streams_chimed_files_with_stats_filled_as_they_go(tmp_path):
+    path = tmp_path / "cpt.txt"
+    path.write_bytes("文档一\n".encode() + b"\xff bad\n" + "文档二\n文档三\n".encode())
+    stream = open_source("chimed_cpt_txt", path, errors="skip")
+    assert (stream.stats.loaded, stream.stats.skipped) == (0, 0)  # nothing read yet
+    it = iter(stream)
+    assert next(it)["text"] == "文档一" and (stream.stats.loaded, stream.stats.skipped) == (1, 0)
+    assert next(it)["text"] == "文档二" and (stream.stats.loaded, stream.stats.skipped) == (2, 1)
+    assert [r["text"] for r in it] == ["文档三"] and stream.stats.loaded == 3
+    with pytest.raises(RuntimeError, match="read once"):
+        list(stream)
+    limited = open_source("chimed_cpt_txt", path, errors="skip", max_records=2)
+    assert len(list(limited)) == 2 and (limited.stats.loaded, limited.stats.skipped) == (2, 1)
+
+
+@pytest.mark.parametrize("loader, name", [("chimed_sft_jsonl", "sft.jsonl"), ("chimed_dpo_json", "dpo.json")])
+def test_open_source_gives_what_the_loader_gives(shared_data, loader, name):
+    path = shared_data / "chimed_format" / name
+    stream = open_source(loader, path, errors="skip", max_records=50)
+    loaded = load_source(loader, path, errors="skip", max_records=50)
+    assert list(stream) == list(loaded) and stream.stats.as_dict() == loaded.stats.as_dict()
+
+
+def test_open_source_wraps_a_list_loader(shared_data):
+    """Formats read whole (a CSV here) are loaded, then handed out one by one with their complete stats."""
+    stream = open_source("cmexam_csv", shared_data / "cmexam" / "val_from_xlsx.csv", max_records=20)
+    assert stream.stats.loaded == 20 and len(list(stream)) == 20 and stream.stats.loaded == 20

@@ -77,8 +77,8 @@ def to_sft(record: dict, kind: str, category: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ route
-def route(recs: Iterable[dict], kind: str, spec: dict | None = None) -> dict[str, list[dict]]:
-    """Send records of one kind into the corpora it feeds; `spec` is a profile source entry.
+def route_targets(kind: str, spec: dict | None = None) -> tuple[str, ...]:
+    """The corpora that records of `kind` feed under a profile source entry `spec`, checked up front.
 
     spec keys used: `stage` (cpt | sft | dpo | all, default: the kind's default routes), `subset`
     (CPT subset, default per kind) and `category` (SFT: general | medical, default medical).
@@ -93,17 +93,28 @@ def route(recs: Iterable[dict], kind: str, spec: dict | None = None) -> dict[str
         targets = (stage,)
     else:
         raise ValueError(f"source {spec.get('name')!r}: a {kind!r} record cannot feed {stage!r}")
-    subset = spec.get("subset", DEFAULT_SUBSET.get(kind, "text"))
-    if subset not in CPT_SUBSETS:
-        raise ValueError(f"source {spec.get('name')!r}: unknown CPT subset {subset!r}")
+    if spec.get("subset", DEFAULT_SUBSET.get(kind, "text")) not in CPT_SUBSETS:
+        raise ValueError(f"source {spec.get('name')!r}: unknown CPT subset {spec['subset']!r}")
+    return tuple(corpus for corpus in CORPORA if corpus in targets)
+
+
+def convert(record: dict, kind: str, corpus: str, spec: dict | None = None) -> dict:
+    """One record of `kind` as a record of `corpus` (one of its `route_targets`)."""
+    spec = spec or {}
+    if corpus == "cpt":
+        return to_cpt(record, kind, spec.get("subset", DEFAULT_SUBSET.get(kind, "text")))
+    if corpus == "sft":
+        return to_sft(record, kind, spec.get("category", "medical"))
+    return records.dpo(record["prompt"], record["chosen"], record["rejected"], record["source"])
+
+
+def route(recs: Iterable[dict], kind: str, spec: dict | None = None) -> dict[str, list[dict]]:
+    """Send records of one kind into the corpora it feeds (lists; the data stage streams with `convert`)."""
+    targets = route_targets(kind, spec)
     out: dict[str, list[dict]] = defaultdict(list)
     for rec in recs:
-        if "cpt" in targets:
-            out["cpt"].append(to_cpt(rec, kind, subset))
-        if "sft" in targets:
-            out["sft"].append(to_sft(rec, kind, spec.get("category", "medical")))
-        if "dpo" in targets:
-            out["dpo"].append(records.dpo(rec["prompt"], rec["chosen"], rec["rejected"], rec["source"]))
+        for corpus in targets:
+            out[corpus].append(convert(rec, kind, corpus, spec))
     return dict(out)
 
 

@@ -6,7 +6,8 @@ Packed (what DCPT trains on; run_clm's `group_texts`, as the Qilin-Med/MedicalGP
 
 Every position of every block is a real token, so no compute is spent on padding. Both steps are
 `datasets.map(batched=True)` calls: on a multi-GB corpus they stream through Arrow cache files instead of
-holding the corpus in memory. Like run_clm, the tail of each map batch that does not fill a whole block
+holding the corpus in memory, in `num_proc` processes if asked (the blocks are the same for any number).
+Like run_clm, the tail of each map batch that does not fill a whole block
 is dropped (< block_size tokens per `group_batch_size` documents: 0.2% of the tiny corpus);
 `packing_stats` reports that coverage beside the padding ratio. Documents are separated by EOS and not
 isolated by the attention mask: a block may attend across a document boundary, as in GPT-style
@@ -77,11 +78,29 @@ def group_texts(batch: dict, block_size: int) -> dict:
 
 
 def pack_tokenized(tokenized, block_size: int, *, cache_dir=None, num_proc=None, group_batch_size: int = 1000):
-    """Tokenized documents (tokenize_documents) -> packed blocks (`input_ids`, `labels`, block_size each)."""
-    return tokenized.map(group_texts, batched=True, batch_size=group_batch_size, num_proc=num_proc,
-                         remove_columns=tokenized.column_names, fn_kwargs={"block_size": block_size},
-                         desc=f"pack into blocks of {block_size}",
-                         **_cache(cache_dir, f"packed-{block_size}-{tokenized._fingerprint}"))
+    """Tokenized documents (tokenize_documents) -> packed blocks (`input_ids`, `labels`, block_size each).
+
+    Blocks are cut within groups of `group_batch_size` consecutive documents counted from the first (run_clm's
+    map batches). `datasets.map(num_proc=n)` would split the documents into n shards and restart its batches
+    at each shard's start, moving the cuts; so the map runs over the groups' start rows instead, each call
+    packing one whole group, and any `num_proc` gives exactly the blocks of one process."""
+    from datasets import Dataset
+
+    starts = Dataset.from_dict({"start": list(range(0, len(tokenized), group_batch_size))})
+    name = f"packed-{block_size}-{group_batch_size}-{tokenized._fingerprint}"
+    # An explicit fingerprint: hashing the kwargs would serialise the whole tokenized corpus.
+    return starts.map(_pack_groups, batched=True, batch_size=1, num_proc=num_proc, remove_columns=["start"],
+                      fn_kwargs={"tokenized": tokenized, "block_size": block_size, "group_size": group_batch_size},
+                      new_fingerprint=name, desc=f"pack into blocks of {block_size}", **_cache(cache_dir, name))
+
+
+def _pack_groups(batch: dict, tokenized, block_size: int, group_size: int) -> dict:
+    out: dict = {"input_ids": [], "labels": []}
+    for start in batch["start"]:
+        blocks = group_texts(tokenized[start: start + group_size], block_size)
+        out["input_ids"] += blocks["input_ids"]
+        out["labels"] += blocks["labels"]
+    return out
 
 
 def pack_dataset(corpus, tokenizer, block_size: int, *, cache_dir=None, num_proc=None,

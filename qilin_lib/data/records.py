@@ -85,3 +85,29 @@ def conversation_from_pairs(turns: list[tuple[str, str]], source: str, system: s
     for user, assistant in turns:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     return sft(messages, source)
+
+
+# The columns of each ChiMed corpus as the data stage writes them to Arrow: exactly the keys that
+# chimed.route's conversions emit (to_cpt, to_sft, records.dpo), in the types `datasets` infers for them.
+# A streaming writer needs its schema before the first record; a record may lack a column (it becomes
+# None), but a key outside its corpus's columns is an error (qilin_lib.data.stage.CorpusWriter).
+_STRING = "string"
+CORPUS_COLUMNS: dict[str, dict] = {
+    "cpt": {"text": _STRING, "source": _STRING, "subset": _STRING},
+    "sft": {"messages": [{"role": _STRING, "content": _STRING}], "source": _STRING, "category": _STRING,
+            "turns": _STRING},
+    "dpo": {"prompt": _STRING, "chosen": _STRING, "rejected": _STRING, "source": _STRING},
+}
+
+
+def corpus_features(corpus: str):
+    """`datasets.Features` of a corpus, columns sorted by name (the order the stage always wrote)."""
+    from datasets import Features, List, Value
+
+    def feature(spec):
+        if isinstance(spec, list):  # a list of structs (SFT messages), fields in construction order
+            return List({name: feature(sub) for name, sub in spec[0].items()})
+        return Value(spec)
+
+    columns = CORPUS_COLUMNS[corpus]
+    return Features({name: feature(columns[name]) for name in sorted(columns)})

@@ -217,8 +217,10 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
     else:
         texts = packing.as_dataset(corpus)
     with args.main_process_first(desc="pack DCPT corpus"), datasets_progress(progress):
-        tokenized = packing.tokenize_documents(_texts(texts), tokenizer, cache_dir=work / "data")
-        packed = packing.pack_tokenized(tokenized, sc.block_size, cache_dir=work / "data")
+        num_proc = cfg.data.num_proc if cfg.data.num_proc > 1 else None  # None: in this process
+        tokenized = packing.tokenize_documents(_texts(texts), tokenizer, cache_dir=work / "data",
+                                               num_proc=num_proc)
+        packed = packing.pack_tokenized(tokenized, sc.block_size, cache_dir=work / "data", num_proc=num_proc)
         stats = packing.packing_stats(tokenized, packed, sc.block_size, sc.per_device_batch_size, seed=cfg.seed)
     if len(packed) == 0:
         raise ValueError(f"the DCPT corpus holds fewer than block_size={sc.block_size} tokens")

@@ -5,6 +5,8 @@ record raises `DataFormatError` naming the file and the record ("row 7", "line 1
 with `errors="skip"` it is skipped and counted in `Records.stats`. Records that the SOURCE marks as
 unusable (a CMExam `nan` answer, two identical ranked responses) are skipped and counted under either
 policy. `max_records` (0 = all) stops after that many records. Paths may be `hf://datasets/<repo>/<file>`.
+`open_source(name, path, ...)` gives the same records as a `RecordStream`, read lazily where the format
+allows (STREAMS: the released ChiMed files), with its `LoadStats` filled as the records are read.
 
 Record kinds (LOADER_KINDS): "mcq", "qa", "cpt", "sft", "dpo" as in records.py; "pubmedqa" items
 {"id", "question", "context", "contexts", "labels", "answer" (yes/no/maybe), "long_answer", "source"};
@@ -18,9 +20,11 @@ from __future__ import annotations
 from typing import Callable
 
 from .kg_schema import KG_LIST_FIELDS, kg_entity
+from ._common import RecordStream
 from .ceval import load_ceval_csv, load_ceval_subject
 from .chimed import (iter_chimed_cpt_txt, iter_chimed_sft_jsonl, load_chimed_cpt_txt, load_chimed_dpo_json,
-                     load_chimed_sft_jsonl)
+                     load_chimed_sft_jsonl, stream_chimed_cpt_txt, stream_chimed_dpo_json,
+                     stream_chimed_sft_jsonl)
 from .cmexam import load_cmexam_alpaca_json, load_cmexam_csv, load_cmexam_xlsx, parse_options
 from .exam_json import load_cnmleqa_json, load_medqa_alpaca_json
 from .kg_instruct import load_kg_instruct_jsonl
@@ -60,6 +64,14 @@ _REGISTRY: dict[str, tuple[Callable, str]] = {
 }
 LOADERS: dict[str, Callable] = {name: fn for name, (fn, _) in _REGISTRY.items()}
 LOADER_KINDS: dict[str, str] = {name: kind for name, (_, kind) in _REGISTRY.items()}
+# Loaders that can hand out their records one at a time (same arguments, a RecordStream back): the
+# formats of the multi-GB released corpora. The others parse their file whole (a CSV, a JSON document,
+# a KG crawl), so `open_source` loads them and streams the list.
+STREAMS: dict[str, Callable[..., RecordStream]] = {
+    "chimed_cpt_txt": stream_chimed_cpt_txt,
+    "chimed_sft_jsonl": stream_chimed_sft_jsonl,
+    "chimed_dpo_json": stream_chimed_dpo_json,
+}
 
 
 def load_source(loader_name: str, path, **kw):
@@ -71,7 +83,17 @@ def load_source(loader_name: str, path, **kw):
     return loader(path, **kw)
 
 
-__all__ = ["LOADERS", "LOADER_KINDS", "load_source", "kg_entity", "KG_LIST_FIELDS", "parse_options",
+def open_source(loader_name: str, path, **kw) -> RecordStream:
+    """The records of a source as a RecordStream (the data stage's way in): read record by record where
+    the loader can (STREAMS), else loaded whole and handed out one by one."""
+    if loader_name in STREAMS:
+        return STREAMS[loader_name](path, **kw)
+    return RecordStream.of(load_source(loader_name, path, **kw))
+
+
+__all__ = ["LOADERS", "LOADER_KINDS", "STREAMS", "RecordStream", "load_source", "open_source", "kg_entity",
+           "KG_LIST_FIELDS", "parse_options",
            "load_ceval_subject", "load_pubmedqa_rows", "load_pubmedqa_hub", "load_qasystem_dicts",
            "load_zhongjing_ranking_input", "iter_chimed_cpt_txt", "iter_chimed_sft_jsonl",
+           *(fn.__name__ for fn in STREAMS.values()),
            *(fn.__name__ for fn in LOADERS.values())]

@@ -19,6 +19,37 @@ from ..io import iter_lines, read_text, resolve_path
 from ..records import LETTERS
 
 
+class RecordStream:
+    """The records of one source, read lazily: iterate it once. `stats` (LoadStats) fills as it goes,
+    skips as the guard meets them and `loaded` as records come out, and is complete once the iteration
+    has ended. Loaders whose format can be read record by record (ChiMed's multi-GB cpt.txt / sft.jsonl)
+    build one from a generator; `of(records)` wraps a loaded list, whose stats are complete already.
+    """
+
+    def __init__(self, records: Iterable[dict], stats: LoadStats, *, counted: bool = False):
+        self._records = records
+        self.stats = stats
+        self._counted = counted  # True when `stats.loaded` already holds the count (a loaded list)
+        self._started = False
+
+    @classmethod
+    def of(cls, records: Records) -> "RecordStream":
+        return cls(records, records.stats, counted=True)
+
+    def __iter__(self) -> Iterator[dict]:
+        if self._started:  # a second pass would count every record twice, and a generator is spent
+            raise RuntimeError(f"{self.stats.path}: a RecordStream is read once; open the source again")
+        self._started = True
+        for record in self._records:
+            if not self._counted:
+                self.stats.loaded += 1
+            yield record
+
+    def to_records(self) -> Records:
+        """All records as a list (what the `load_*` functions return)."""
+        return Records(list(self), self.stats)
+
+
 class RawLine(str):
     """A JSON line not parsed yet: `parse_json_value` parses it inside the guard of its record."""
 
@@ -191,9 +222,9 @@ def render_history(history: Any) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["RawLine", "parse_json_value", "json_records", "json_lines", "csv_rows", "check_header",
-           "check_row_width", "one_string", "letter_options", "letter_of_text", "split_alpaca_mcq", "take",
-           "merge_stats", "render_history", "resolve_path", "RecordGuard", "ErrorPolicy", "Records",
+__all__ = ["RecordStream", "RawLine", "parse_json_value", "json_records", "json_lines", "csv_rows",
+           "check_header", "check_row_width", "one_string", "letter_options", "letter_of_text",
+           "split_alpaca_mcq", "take", "merge_stats", "render_history", "resolve_path", "RecordGuard", "ErrorPolicy", "Records",
            "DataFormatError", "UndecodableLine"]
 
 

@@ -19,8 +19,8 @@ from typing import Iterator
 
 from .. import records
 from ..io import iter_lines
-from ._common import (ErrorPolicy, RecordGuard, UndecodableLine, json_lines, json_records, parse_json_value,
-                      render_history, resolve_path, take)
+from ._common import (ErrorPolicy, RecordGuard, RecordStream, UndecodableLine, json_lines, json_records,
+                      parse_json_value, render_history, resolve_path)
 from .kg_instruct import alpaca_user
 from .medicalgpt import SHAREGPT_ROLES, sharegpt_messages
 
@@ -29,7 +29,8 @@ HUB_FILES = {"cpt": "hf://datasets/williamliu/ChiMed/cpt.txt",
              "dpo": "hf://datasets/williamliu/ChiMed/dpo.json"}
 
 
-def _cpt_records(path, guard: RecordGuard, encoding: str) -> Iterator[dict]:
+def _cpt_records(path, guard: RecordGuard, encoding: str, max_records: int = 0) -> Iterator[dict]:
+    count = 0
     for lineno, text in iter_lines(path, encoding):
         record = None
         with guard.record(f"line {lineno}"):
@@ -38,23 +39,26 @@ def _cpt_records(path, guard: RecordGuard, encoding: str) -> Iterator[dict]:
             record = records.cpt(text, "chimed_cpt")
         if record is not None:  # yield outside the guard: the consumer's errors are not ours
             yield record
+            count += 1
+            if max_records and count >= max_records:
+                return  # before reading on: lines past the limit are neither loaded nor counted as skipped
 
 
 def iter_chimed_cpt_txt(path, *, errors: ErrorPolicy = "raise", encoding: str = "utf-8") -> Iterator[dict]:
     """Stream CPT records; memory stays flat whatever the file size."""
+    return iter(stream_chimed_cpt_txt(path, errors=errors, encoding=encoding))
+
+
+def stream_chimed_cpt_txt(path, *, errors: ErrorPolicy = "raise", max_records: int = 0,
+                          encoding: str = "utf-8") -> RecordStream:
     path = resolve_path(path)
-    yield from _cpt_records(path, RecordGuard(path, "chimed_cpt", errors), encoding)
+    guard = RecordGuard(path, "chimed_cpt", errors)
+    return RecordStream(_cpt_records(path, guard, encoding, max_records), guard.stats)
 
 
 def load_chimed_cpt_txt(path, *, errors: ErrorPolicy = "raise", max_records: int = 0,
                         encoding: str = "utf-8"):
-    path = resolve_path(path)
-    guard, out = RecordGuard(path, "chimed_cpt", errors), []
-    for record in _cpt_records(path, guard, encoding):
-        out.append(record)
-        if take(out, max_records):
-            break
-    return guard.finish(out)
+    return stream_chimed_cpt_txt(path, errors=errors, max_records=max_records, encoding=encoding).to_records()
 
 
 def sft_messages(obj: dict) -> list[dict]:
@@ -79,8 +83,7 @@ def _sft_values(path):
 
 
 def iter_chimed_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0) -> Iterator[dict]:
-    path = resolve_path(path)
-    yield from _sft_records(path, RecordGuard(path, "chimed_sft", errors), max_records)
+    return iter(stream_chimed_sft_jsonl(path, errors=errors, max_records=max_records))
 
 
 def _sft_records(path, guard: RecordGuard, max_records: int) -> Iterator[dict]:
@@ -96,10 +99,15 @@ def _sft_records(path, guard: RecordGuard, max_records: int) -> Iterator[dict]:
             yield record
 
 
-def load_chimed_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
+def stream_chimed_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0) -> RecordStream:
+    """JSON lines are read line by line (a file that is one JSON array is parsed whole first)."""
     path = resolve_path(path)
     guard = RecordGuard(path, "chimed_sft", errors)
-    return guard.finish(list(_sft_records(path, guard, max_records)))
+    return RecordStream(_sft_records(path, guard, max_records), guard.stats)
+
+
+def load_chimed_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
+    return stream_chimed_sft_jsonl(path, errors=errors, max_records=max_records).to_records()
 
 
 def _first(obj: dict, keys: tuple[str, ...]):
@@ -131,12 +139,24 @@ def dpo_triplet(obj: dict, source: str = "chimed_dpo") -> dict:
     return records.dpo(prompt, chosen, rejected, source)
 
 
-def load_chimed_dpo_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
-    path = resolve_path(path)
-    guard, out = RecordGuard(path, "chimed_dpo", errors), []
-    for ref, value in json_records(path):
-        if take(out, max_records):
-            break
+def _dpo_records(path, guard: RecordGuard, max_records: int) -> Iterator[dict]:
+    count = 0
+    for ref, value in json_records(path):  # parsed whole: the released dpo.json is 18.6 MB
+        if max_records and count >= max_records:
+            return
+        record = None
         with guard.record(ref):
-            out.append(dpo_triplet(parse_json_value(value)))
-    return guard.finish(out)
+            record = dpo_triplet(parse_json_value(value))
+        if record is not None:
+            count += 1
+            yield record
+
+
+def stream_chimed_dpo_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0) -> RecordStream:
+    path = resolve_path(path)
+    guard = RecordGuard(path, "chimed_dpo", errors)
+    return RecordStream(_dpo_records(path, guard, max_records), guard.stats)
+
+
+def load_chimed_dpo_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0):
+    return stream_chimed_dpo_json(path, errors=errors, max_records=max_records).to_records()
