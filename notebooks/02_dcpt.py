@@ -38,7 +38,7 @@ from IPython.display import Image, display
 
 from qilin_lib.config import load_config
 from qilin_lib.paths import figures_dir
-from qilin_lib.train.dcpt import run_dcpt
+from qilin_lib.train.launch import run_or_launch
 
 cfg = load_config(profile, overrides)
 sc = cfg.dcpt
@@ -47,9 +47,12 @@ print(f"lr {sc.learning_rate} ({sc.lr_scheduler}), batch {sc.per_device_batch_si
 
 # %% [markdown]
 # ## Train (or reuse) the DCPT model
+#
+# In this process on one device; with several visible GPUs, one process per GPU through `accelerate launch`
+# (DeepSpeed ZeRO-2 on `paper`), the same launcher as notebooks 03 and 04.
 
 # %%
-run = run_dcpt(cfg, force=force, progress=progress)
+run = run_or_launch("dcpt", profile, overrides, force=force, progress=progress)
 m = run.metrics
 print(f"model: {run.path} ({'reused from cache' if run.reused else 'trained now'})")
 print(f"steps {m['global_steps']}, epochs {m['epochs_trained']}, loss {m['first_loss']:.3f} -> {m['final_loss']:.3f}")

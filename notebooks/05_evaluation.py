@@ -52,6 +52,7 @@ from qilin_lib.config import load_config
 from qilin_lib.evaluation.figures import plot_knowledge
 from qilin_lib.evaluation.runner import evaluate_all, stage_models
 from qilin_lib.evaluation.tables import CAPTIONS, eval_tables, write_eval_tables
+from qilin_lib.train.adapt import adapt_after_sft
 
 cfg = load_config(profile, overrides)
 ec = cfg.evaluation
@@ -62,11 +63,12 @@ pd.DataFrame([{"model": m.name, "chat template": m.chat, "path": m.path} for m i
 # %% [markdown]
 # ## Run every model on every task
 #
-# Cached training stages are reused; the task-adaptation adapter is trained here (or reused) by the same
-# LoRA SFT code as notebook 03.
+# Cached training stages are reused. The task-adaptation adapter is trained first (or reused) by the same
+# LoRA SFT code as notebook 03, through the same launcher: several visible GPUs mean several processes.
 
 # %%
-results = evaluate_all(cfg, progress=progress, force_adapt=force)
+adapt_after_sft(profile, overrides, force=force, progress=progress)
+results = evaluate_all(cfg, progress=progress)
 print(f"{len(results)} result files written")
 
 # %% [markdown]

@@ -1,21 +1,11 @@
-"""The `qilin` command: reproduce (run the notebooks), train (one stage, in-process or multi-process), data (the data stage alone), notebooks (pairs)."""
+"""The `qilin` command: reproduce (run the notebooks), train (one stage, in-process or multi-process), data (the data stage alone), plan (memory and time estimates), notebooks (pairs)."""
 
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 
-
-def _param(text: str) -> tuple[str, object]:
-    """`-p key=value`: value parsed as a Python literal where it is one, else kept as a string."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
+from .config import parse_override
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--only", type=lambda s: s.split(","), help="e.g. 01,03")
     rep.add_argument("--from", dest="start", help="start at this notebook, e.g. 02")
     rep.add_argument("--force", action="store_true", help="rebuild stages even if cached")
-    rep.add_argument("-p", "--param", type=_param, action="append", default=[],
+    rep.add_argument("-p", "--param", type=parse_override, action="append", default=[],
                      help="papermill parameter key=value (repeatable)")
     rep.add_argument("--allow-dirty", action="store_true",
                      help="write committed results although the code differs from the commit")
@@ -35,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="run the data stage without a notebook")
     data.add_argument("--profile", default="tiny")
     data.add_argument("--force", action="store_true")
-    data.add_argument("--set", type=_param, action="append", default=[], help="config override a.b=value")
+    data.add_argument("--set", type=parse_override, action="append", default=[], help="config override a.b=value")
 
     from .train.launch import LAUNCHERS, add_stage_arguments
 
@@ -47,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="evaluate every trained stage (notebook 05 without the notebook)")
     ev.add_argument("--profile", default="tiny")
-    ev.add_argument("--set", type=_param, action="append", default=[], help="config override a.b=value")
+    ev.add_argument("--set", type=parse_override, action="append", default=[], help="config override a.b=value")
 
     rpt = sub.add_parser("report", help="write results/<profile>/REPORT.md from the run's files")
     rpt.add_argument("--profile", default="tiny")
@@ -63,10 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
     tol.add_argument("variants", nargs="+")
     tol.add_argument("--how", required=True, help="how the variants were made (recorded in the file)")
 
+    smoke = sub.add_parser("smoke-inputs", help="write the paper-smoke profile's inputs (a random Baichuan-format "
+                           "checkpoint, a PubMedQA split) from ../shared into the artifact cache")
+    smoke.add_argument("--force", action="store_true", help="rebuild them even if complete")
     conv = sub.add_parser("convert", help="convert a remote-code checkpoint to a native transformers one")
     conv.add_argument("kind", choices=["baichuan"], help="baichuan: Baichuan-7B -> Llama + fast tokenizer")
     conv.add_argument("src", help="the checkpoint directory (config.json, weights, tokenizer.model)")
     conv.add_argument("dst", help="a new or empty directory")
+
+    from .plan import DEFAULT_GPU, DEFAULT_MFU, GPUS
+
+    plan = sub.add_parser("plan", help="per-stage parameters, GPU memory, steps and hours of a profile "
+                          "(estimates; no GPU, no hub)")
+    plan.add_argument("--profile", default="tiny")
+    plan.add_argument("--gpu", choices=sorted(GPUS), default=DEFAULT_GPU,
+                      help="GPU whose dense bf16 peak the hours assume: " + ", ".join(
+                          f"{key} {name} {peak / 1e12:g} TFLOP/s" for key, (name, peak) in GPUS.items()))
+    plan.add_argument("--mfu", type=float, default=DEFAULT_MFU, help="assumed model FLOPs utilisation (default 0.4)")
+    plan.add_argument("--corpus", action="append", default=[], metavar="KEY=VALUE",
+                      help="corpus size instead of data_stats.json / the assumed ChiMed sizes: cpt_tokens, "
+                      "sft_records, dpo_records or adapt_records (repeatable)")
+    plan.add_argument("--set", type=parse_override, action="append", default=[], help="config override a.b=value")
 
     nbs = sub.add_parser("notebooks", help="keep the jupytext pairs in sync")
     nbs.add_argument("action", choices=["sync", "check"])
@@ -106,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         from .evaluation.runner import evaluate_all
         from .evaluation.tables import write_eval_tables
 
+        from .train.adapt import adapt_after_sft
+
+        adapt_after_sft(args.profile, dict(args.set))  # as notebook 05 does: a training stage, launched
         cfg = load_config(args.profile, dict(args.set))
         results = evaluate_all(cfg)
         write_eval_tables(cfg.name)
@@ -153,6 +163,20 @@ def main(argv: list[str] | None = None) -> int:
             return err.code or 1
         world = run.metrics.get("provenance", {}).get("world_size", 1)
         print(f"[qilin] {args.stage} {'reused' if run.reused else 'trained'} (world size {world}): {run.path}")
+        return 0
+    if args.command == "smoke-inputs":
+        from .smoke import build_smoke_inputs
+
+        print(f"[qilin] paper-smoke inputs: {build_smoke_inputs(force=args.force)}")
+        return 0
+    if args.command == "plan":
+        from .plan import main as plan_main
+
+        try:
+            print(plan_main(args.profile, args.gpu, args.mfu, args.corpus, dict(args.set)), end="")
+        except ValueError as err:
+            print(f"[qilin] {err}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "convert":
         from .convert import convert_baichuan

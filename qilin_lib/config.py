@@ -11,6 +11,8 @@ closest valid one; a value of the wrong type or out of range is an error too. No
 
 from __future__ import annotations
 
+import argparse
+import ast
 import dataclasses
 import difflib
 import re
@@ -25,11 +27,27 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, Strict
 from pydantic.dataclasses import dataclass
 from typing_extensions import NotRequired, TypedDict
 
-PROFILES = ("tiny", "gpu-small", "paper")
+# paper-smoke: the paper profile at CPU size (`extends: paper`), run in CI on the inputs of `qilin smoke-inputs`
+PROFILES = ("tiny", "gpu-small", "paper", "paper-smoke")
+# The training stages, in pipeline order; each has a profile section and runs through train/launch.py
+# (here, below both the CLI and the launcher, so that neither imports the other or torch).
+TRAINING_STAGES = ("dcpt", "sft", "dpo", "adapt")
 
 
 class ConfigError(ValueError):
     pass
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`key=value` (a `--set` / `-p` argument): the value parsed as a Python literal where it is one, else
+    kept as a string. The launcher passes values as repr() literals, so they round-trip unchanged."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 # --------------------------------------------------------------------------------- value types
@@ -238,6 +256,9 @@ class DataConfig:
     # the data stage (qilin_lib.data.stage.check_skips).
     max_skip_fraction: Fraction = 0.01
     max_records_per_source: Count = 0  # 0 = all
+    # Worker processes that tokenise and pack the DCPT corpus (datasets.map num_proc); 1 = in process. The
+    # packed blocks are the same for every value, so it is no part of any artifact's key.
+    num_proc: Positive = 1
     dedup: DedupConfig = field(default_factory=DedupConfig)
     tiny: TinyDataConfig = field(default_factory=TinyDataConfig)
 
@@ -334,6 +355,10 @@ class EvalConfig:
 class HardwareConfig:
     num_gpus: Count = 0
     bf16: Bool = False
+    # Without GPUs: train every stage as this many CPU processes through torchrun (gloo), with the stage's
+    # DeepSpeed config where it sets one (DeepSpeed's CPU accelerator); 0 = one process, in-process, no
+    # DeepSpeed. paper-smoke sets 2, so that CI runs the paper's multi-process ZeRO-2 path.
+    cpu_processes: Count = 0
 
 
 @dataclass(config=STRICT)
@@ -364,13 +389,14 @@ def load_config(profile: str = "tiny", overrides: dict | None = None) -> Profile
     raw = _read_profile(profile)
     for key, value in _flatten(overrides or {}).items():
         _place(raw, key, value)
+    raw = _expand_paths(raw)
     try:
         return _PROFILE.validate_python(raw)
     except ValidationError as err:
         raise ConfigError(f"profile {profile!r}: " + "; ".join(_explain(e) for e in _unknown_keys_first(err.errors())[:5])) from None
 
 
-def _read_profile(profile: str) -> dict:
+def _read_profile(profile: str, seen: tuple = ()) -> dict:
     if profile.endswith((".yaml", ".yml")):
         with open(profile, encoding="utf-8") as fh:
             raw = yaml.safe_load(fh) or {}
@@ -380,7 +406,34 @@ def _read_profile(profile: str) -> dict:
         raw = yaml.safe_load(resources.files("qilin_lib.profiles").joinpath(f"{profile}.yaml").read_text("utf-8"))
     if not isinstance(raw or {}, dict):
         raise ConfigError(f"{profile}: expected a mapping at the top level, got {raw!r}")
-    return raw or {}
+    raw = raw or {}
+    if "extends" not in raw:
+        return raw
+    # `extends: paper`: this file lists only what differs from that profile (mappings merged key by key,
+    # lists and values replaced whole), so a derived profile cannot drift from its parent unnoticed.
+    parent = raw.pop("extends")
+    if not isinstance(parent, str) or parent in seen or parent == profile:
+        raise ConfigError(f"{profile}: `extends: {parent!r}` must name another profile, without cycles")
+    return _merge(_read_profile(parent, (*seen, profile)), raw)
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        both_maps = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merge(base[key], value) if both_maps else value
+    return merged
+
+
+def _expand_paths(node: Any) -> Any:
+    """Expand the `{shared}/` and `{artifacts}/` prefixes of path values (qilin_lib.paths.expand_path)."""
+    from .paths import expand_path
+
+    if isinstance(node, dict):
+        return {key: _expand_paths(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_expand_paths(value) for value in node]
+    return expand_path(node) if isinstance(node, str) else node
 
 
 def _flatten(overrides: dict, prefix: str = "") -> dict:

@@ -229,6 +229,9 @@ def converted_base_model(cfg: ProfileConfig, force: bool = False) -> Path:
     if source == "tiny":
         raise ValueError("model.convert converts a checkpoint; the tiny model is built by the repo (convert: '')")
     hub = not Path(source).expanduser().exists()  # the rule of modeling.hub_kwargs and hub.needs_hub
+    if hub and source.startswith(("/", "./", "../", "~")):  # a path, never a hub id: say so, not "bad repo id"
+        raise FileNotFoundError(f"model.name_or_path {source}: no such checkpoint directory (the paper-smoke "
+                                "profile's is written by `qilin smoke-inputs`)")
     if hub:
         # snapshot directories are named by their commit: a moving revision is resolved once, here
         src = _snapshot(source, cfg.model.revision or None, META_FILES)

@@ -34,8 +34,7 @@ def _ensure(path: Path) -> Path:
 
 def _profile_dir(kind: str, profile: str) -> Path:
     """results/, figures/ or artifacts/ of a profile, not created."""
-    base = os.environ.get("QILIN_ARTIFACTS") if kind == "artifacts" else None
-    return (Path(base) if base else repo_root() / kind) / profile
+    return (artifacts_root() if kind == "artifacts" else repo_root() / kind) / profile
 
 
 def results_dir(profile: str) -> Path:
@@ -83,8 +82,37 @@ def notebooks_dir() -> Path:
     return repo_root() / "notebooks"
 
 
+def shared_dir() -> Path:
+    """The read-only folder beside the checkout (../shared: data samples, reference model code), whether or
+    not this machine has it; $QILIN_SHARED moves it ($QILIN_SHARED_DATA, its data/ folder, implies it)."""
+    if env := os.environ.get("QILIN_SHARED"):
+        return Path(env).resolve()
+    if env := os.environ.get("QILIN_SHARED_DATA"):
+        return Path(env).resolve().parent
+    return repo_root().parent / "shared"
+
+
 def shared_data_dir() -> Path | None:
     """The real dataset samples beside the checkout (../shared/data), if this machine has them."""
     env = os.environ.get("QILIN_SHARED_DATA")
-    candidate = Path(env) if env else repo_root().parent / "shared" / "data"
+    candidate = Path(env) if env else shared_dir() / "data"
     return candidate if candidate.is_dir() else None
+
+
+def artifacts_root() -> Path:
+    """The folder holding every profile's artifacts/<profile> ($QILIN_ARTIFACTS or <repo>/artifacts)."""
+    env = os.environ.get("QILIN_ARTIFACTS")
+    return Path(env) if env else repo_root() / "artifacts"
+
+
+# Placeholders a profile may start a path with, so that a shipped profile names files beside the checkout
+# or in the artifact cache wherever those are on this machine (paper-smoke does).
+PATH_PLACEHOLDERS = {"{shared}": shared_dir, "{artifacts}": artifacts_root}
+
+
+def expand_path(text: str) -> str:
+    """`{shared}/data/x.json` -> /abs/shared/data/x.json; any other string unchanged."""
+    for placeholder, root in PATH_PLACEHOLDERS.items():
+        if text.startswith(placeholder + "/"):
+            return str(root() / text[len(placeholder) + 1:])
+    return text

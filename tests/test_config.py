@@ -136,3 +136,25 @@ def test_loading_a_config_imports_neither_torch_nor_the_hub_client():
             "print(sorted(m for m in ('torch', 'huggingface_hub', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_profile_extends_another_and_lists_only_what_differs(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: paper\nname: child\nsft: {max_steps: 3}\nmodel: {max_probe_perplexity: 0.0}\n")
+    cfg, paper = load_config(str(child)), load_config("paper")
+    assert cfg.name == "child" and cfg.sft.max_steps == 3
+    assert cfg.sft.learning_rate == paper.sft.learning_rate and cfg.sft.lora == paper.sft.lora  # merged, not replaced
+    assert cfg.model.chat_template == "baichuan-chat" and cfg.model.max_probe_perplexity == 0.0
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"extends: {loop}\n")
+    with pytest.raises(ConfigError, match="without cycles"):
+        load_config(str(loop))
+
+
+def test_path_placeholders_expand_to_this_machines_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("QILIN_SHARED", str(tmp_path / "shared"))
+    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
+    cfg = load_config("paper-smoke", {"data.benchmarks.ceval": "ceval/ceval-exam"})
+    assert cfg.data.sources[0]["path"] == str(tmp_path / "shared" / "data" / "chimed_format" / "cpt.txt")
+    assert cfg.model.name_or_path == str(tmp_path / "artifacts" / "paper-smoke" / "inputs" / "baichuan-7b-random")
+    assert cfg.data.benchmarks["ceval"] == {"path": "ceval/ceval-exam"}  # a hub id is not a placeholder path

@@ -10,28 +10,22 @@ reference model, and the same token ids as SentencePiece on every text of the re
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import sys
-import types
 from pathlib import Path
 
 import pytest
 import sentencepiece as spm
 import torch
 from peft import LoraConfig, get_peft_model
-from safetensors.torch import save_file
 from transformers import AutoTokenizer, LlamaForCausalLM, TokenizersBackend
 
 from qilin_lib.cli import main
 from qilin_lib.convert import convert_baichuan, convert_tokenizer, llama_config
+from qilin_lib.smoke import VOCAB, chimed_texts, reference_modules, write_random_baichuan
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "models" / "baichuan7b_reference"
-TINY = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=256)
-VOCAB = 4000
-RESERVED = ["<reserved_102>", "<reserved_103>"]  # the baichuan-chat prompt markers, as user-defined pieces
 # Edge cases the real samples lack: runs of spaces, leading/trailing whitespace, text starting with the
 # SentencePiece space mark, digits, characters outside the trained vocabulary (byte fallback)
 EDGE_TEXTS = ["  两个前导空格", "中间  两个空格", "结尾空格  ", "\n\n换行\n", "制表\t符", "体温38.5度，血压120/80",
@@ -45,11 +39,7 @@ def ref():
     """The reference files as a package (modeling_baichuan.py imports `.configuration_baichuan`)."""
     if not REFERENCE.is_dir():
         pytest.skip(f"{REFERENCE} (Baichuan-7B reference code) is absent on this machine")
-    package = types.ModuleType("baichuan7b_reference")
-    package.__path__ = [str(REFERENCE)]
-    sys.modules.setdefault(package.__name__, package)
-    return types.SimpleNamespace(**{name: importlib.import_module(f"baichuan7b_reference.{name}_baichuan")
-                                    for name in ("configuration", "modeling", "tokenization")})
+    return reference_modules(REFERENCE)
 
 
 def _load_reference_model(ref, path):
@@ -119,48 +109,12 @@ def real_texts(shared_data) -> dict[str, list[str]]:
 
 # ------------------------------------------------------------------------------ tiny checkpoints
 def write_checkpoint(ref, src: Path, shared_data: Path, *, dummy_prefix: bool = True, sharded: bool = False) -> Path:
-    """A small random-weight remote-code checkpoint in `src` as on the hub: config.json, weights (one
-    pytorch_model.bin, or two safetensors shards with an index), tokenizer.model trained on the ChiMed
-    samples, tokenizer_config.json. Also used by tests/test_base_model.py."""
-    train = [s for name in ("cpt.txt", "sft.jsonl") for s in _read_texts(shared_data / "chimed_format" / name) if s]
-    # Baichuan-7B README: BPE, normalisation off, digits split, byte fallback for rare characters
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(train), model_prefix=str(src / "tokenizer"), model_type="bpe", vocab_size=VOCAB,
-        normalization_rule_name="identity", split_digits=True, byte_fallback=True, add_dummy_prefix=dummy_prefix,
-        remove_extra_whitespaces=False, user_defined_symbols=RESERVED, num_threads=1, minloglevel=2)
-    (src / "tokenizer.vocab").unlink()
-    # Baichuan-7B's tokenizer_config.json: its pre-training appended only EOS per document
-    (src / "tokenizer_config.json").write_text(json.dumps({
-        "auto_map": {"AutoTokenizer": ["tokenization_baichuan.BaiChuanTokenizer", None]},
-        "tokenizer_class": "BaiChuanTokenizer", "add_bos_token": False, "add_eos_token": False,
-        "bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": False, "normalized": True,
-                      "rstrip": False, "single_word": False},
-        "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None, "clean_up_tokenization_spaces": False}))
-
-    config = ref.configuration.BaiChuanConfig(vocab_size=VOCAB, **TINY)
-    torch.manual_seed(0)
-    model = ref.modeling.BaiChuanForCausalLM(config)
-    with torch.no_grad():  # random norms too, so that a swapped norm weight would show
-        for name, param in model.named_parameters():
-            param.normal_(1.0 if name.endswith("norm.weight") else 0.0, 0.2)
-    (src / "config.json").write_text(json.dumps({
-        **config.to_dict(), "architectures": ["BaiChuanForCausalLM"], "auto_map": {
-            "AutoConfig": "configuration_baichuan.BaiChuanConfig",
-            "AutoModelForCausalLM": "modeling_baichuan.BaiChuanForCausalLM"}}))
-    state = model.state_dict()  # includes the persistent rotary_emb.inv_freq buffers, as the hub file does
-    if not sharded:
-        torch.save(state, src / "pytorch_model.bin")
-    else:
-        names = list(state)
-        halves = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
-                  "model-00002-of-00002.safetensors": names[len(names) // 2:]}
-        for file, keys in halves.items():
-            save_file({k: state[k].contiguous() for k in keys}, src / file)
-        weight_map = {k: file for file, keys in halves.items() for k in keys}
-        total = sum(t.numel() * t.element_size() for t in state.values())
-        (src / "model.safetensors.index.json").write_text(json.dumps(
-            {"metadata": {"total_size": total}, "weight_map": weight_map}))
-    return src
+    """A small random-weight remote-code checkpoint in `src` as on the hub, written by the same function as
+    the paper-smoke inputs (qilin_lib.smoke): config.json, weights (one pytorch_model.bin, or two
+    safetensors shards with an index), tokenizer.model trained on the ChiMed samples, tokenizer_config.json.
+    Also used by tests/test_base_model.py. `ref` (the imported reference package) only orders the fixtures."""
+    return write_random_baichuan(src, REFERENCE, chimed_texts(shared_data / "chimed_format"),
+                                 dummy_prefix=dummy_prefix, sharded=sharded)
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["dummy_prefix", "no_dummy_prefix"])

@@ -91,7 +91,7 @@ def test_shipped_deepspeed_config_is_the_authors_zero2_with_autos():
     assert "optimizer" not in raw
 
 
-@pytest.mark.parametrize("stage", ["dcpt", "sft", "dpo"])
+@pytest.mark.parametrize("stage", ["dcpt", "sft", "dpo", "adapt"])
 def test_deepspeed_config_fills_every_auto_and_validates(stage, tmp_path):
     from deepspeed.runtime.config import DeepSpeedConfig
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
@@ -216,9 +216,6 @@ def test_resolve_launcher_with_gpus(monkeypatch):
 
 
 def test_launch_commands_pick_the_shipped_configs():
-    from qilin_lib.train.common import STAGES
-
-    assert launch.STAGES == STAGES  # launch.py keeps its own copy so that `qilin --help` needs no torch
     torchrun = launch.launch_command("dcpt", "tiny", {"dcpt.max_steps": 3}, launcher="torchrun", nproc=2)
     assert torchrun[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert torchrun[torchrun.index("--nproc_per_node") + 1] == "2"
@@ -243,6 +240,29 @@ def test_worker_arguments_round_trip_through_the_cli_parser():
     assert (args.launcher, args.nproc) == ("torchrun", 2)
     assert load_config("tiny", dict(args.set)) == load_config("tiny", overrides)
     assert dict(args.set)["data.tiny.cpt_mix"] == {"kg": 0.5, "text": 0.5}
+
+
+def test_every_training_stage_goes_through_the_launcher():
+    from qilin_lib.train.adapt import run_adapt
+    from qilin_lib.train.dcpt import run_dcpt
+
+    assert launch.STAGES == ("dcpt", "sft", "dpo", "adapt")
+    assert launch.stage_function("dcpt") is run_dcpt and launch.stage_function("adapt") is run_adapt
+    adapt = launch.launch_command("adapt", "paper", None, launcher="accelerate", nproc=8)
+    assert adapt[adapt.index("-m", 3) + 2] == "adapt" and "--deepspeed_config_file" in adapt  # paper: adapt.deepspeed zero2
+    for notebook, stage in (("02_dcpt", "dcpt"), ("03_sft", "sft"), ("04_dpo", "dpo")):
+        assert f'run_or_launch("{stage}", profile, overrides' in (REPO / "notebooks" / f"{notebook}.py").read_text("utf-8")
+    assert "adapt_after_sft(profile, overrides" in (REPO / "notebooks" / "05_evaluation.py").read_text("utf-8")
+
+
+def test_cpu_processes_choose_the_number_of_workers_only_without_gpus(monkeypatch):
+    smoke, tiny = load_config("paper-smoke"), load_config("tiny")
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 0)
+    assert smoke.hardware.cpu_processes == 2 and launch.default_nproc(smoke) == 2
+    assert launch.resolve_launcher("auto", launch.default_nproc(smoke)) == ("torchrun", 2)
+    assert launch.default_nproc(smoke, 1) == 1 and launch.default_nproc(tiny) is None  # asked for / not set
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 4)
+    assert launch.default_nproc(smoke) is None                                       # one per GPU instead
 
 
 def test_run_or_launch_in_process_calls_the_stage_function(monkeypatch):

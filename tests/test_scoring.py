@@ -132,3 +132,44 @@ def test_cloze_variants_read_the_same_scores_differently():
     assert preds["cloze_sum"] == "A"             # highest summed log-prob
     assert preds["cloze_token"] == "B"           # -3.5 / 7 tokens is the best per token
     assert preds["cloze_calibrated"] == "B"      # -3.5 - (-6.0) = +2.5 beats -1.0 and -0.5
+
+
+@pytest.fixture(scope="module")
+def dummy_prefix_scorer(tmp_path_factory):
+    """A SentencePiece tokenizer with a dummy prefix (as Llama-2's, and Baichuan's when its model file says
+    so), converted as qilin_lib.convert does: a lone "A" encodes as ["▁", "A"]."""
+    import json
+
+    import sentencepiece as spm
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from qilin_lib.convert import convert_tokenizer
+
+    src = tmp_path_factory.mktemp("spm")
+    texts = ["肺炎的症状有咳嗽和发热。答案：A", "高血压患者常有头痛。答案：B", "糖尿病用二甲双胍。答案：C", "胃炎。答案：D", "肝炎。答案：E"] * 20
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_prefix=str(src / "tokenizer"), model_type="bpe",
+                                   vocab_size=400, hard_vocab_limit=False, add_dummy_prefix=True, byte_fallback=True,
+                                   normalization_rule_name="identity", minloglevel=2, num_threads=1)
+    (src / "tokenizer_config.json").write_text(json.dumps({"add_bos_token": False, "add_eos_token": False}))
+    convert_tokenizer(src).save_pretrained(src / "fast")
+    tokenizer = AutoTokenizer.from_pretrained(src / "fast")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)).eval()
+    return Scorer(model, tokenizer, batch_size=2, progress=False)
+
+
+def test_letters_after_a_shared_dummy_prefix_are_scored_by_their_own_token(dummy_prefix_scorer):
+    s = dummy_prefix_scorer
+    letters = list("ABCDE")
+    encoded = [s.tokenizer(c, add_special_tokens=False)["input_ids"] for c in letters]
+    assert len({e[0] for e in encoded}) == 1 and all(len(e) == 2 for e in encoded)  # "▁" then the letter
+    contexts = ["肺炎的症状有咳嗽。答案：", "高血压答案："]
+    got = s.next_token_logprobs(contexts, letters)
+    assert all(len(set(row.tolist())) == len(letters) for row in got)  # the first token alone would tie them all
+    for i, context in enumerate(contexts):  # the ranking of the full candidates' summed log-probabilities
+        summed = [lp for lp, _ in s.continuation_logprobs([(context, c) for c in letters])]
+        shared = summed[0] - float(got[i, 0])
+        assert got[i].tolist() == pytest.approx([x - shared for x in summed], abs=1e-4)
+    _, first = s.generate(contexts, max_new_tokens=2, first_token_candidates=letters)
+    assert torch.allclose(first, got, atol=1e-5)

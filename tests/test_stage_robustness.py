@@ -63,6 +63,7 @@ def test_stage_keys_are_stable_for_unchanged_code(cfg, sandbox):
 
 @pytest.mark.parametrize("module, changed", [
     ("train/sft.py", {"sft", "adapt", "dpo"}),           # DPO tokenises with SFT's rule
+    ("train/adapt.py", {"adapt"}),
     ("train/dpo.py", {"dpo"}),
     ("train/dcpt.py", {"dcpt"}),
     ("data/packing.py", {"dcpt"}),

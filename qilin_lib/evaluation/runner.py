@@ -276,11 +276,12 @@ def load_results(profile: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------ everything
-def evaluate_all(cfg, progress: bool = True, force_adapt: bool = False) -> list[dict]:
+def evaluate_all(cfg, progress: bool = True) -> list[dict]:
     """Notebook 05: every existing stage on the profile's benchmarks (+ RAG, VoC, the tiny baselines),
-    then task adaptation of the SFT model. Result files of an earlier run that this run did not write
-    (a stage or benchmark since removed) are deleted at the end, so results/ holds one run only."""
-    from .adapt import run_adaptation
+    then the task-adapted model on its benchmark when that stage has been trained (train/adapt.py; notebook
+    05 and `qilin evaluate` train it first). Nothing is trained here. Result files of an earlier run that
+    this run did not write (a stage or benchmark since removed) are deleted at the end, so results/ holds
+    one run only."""
     from .benchmarks import available
 
     ec = cfg.evaluation
@@ -293,13 +294,25 @@ def evaluate_all(cfg, progress: bool = True, force_adapt: bool = False) -> list[
         print(f"[eval] {model.name}: {', '.join(names)}", flush=True)
         results += evaluate_model(cfg, model, benches, progress, rag=model.name in ec.rag_models,
                                   voc=model.name in ec.voc_models, prior=tiny and ec.prior_baseline, heldout=tiny)
-    sft = next((m for m in models if m.name == "sft"), None)
-    if ec.adapt_benchmark and sft is not None:
-        print(f"[eval] task adaptation on {ec.adapt_benchmark}", flush=True)
-        adapted = run_adaptation(cfg, sft, progress, force=force_adapt)
-        results += evaluate_model(cfg, adapted, [ec.adapt_benchmark], progress, voc="adapt" in ec.voc_models)
+    if ec.adapt_benchmark and any(m.name == "sft" for m in models):
+        if (adapted := adapted_model(cfg)) is None:
+            print("[eval] adapt: not trained (qilin train adapt), not evaluated", flush=True)
+        else:
+            print(f"[eval] adapt: {ec.adapt_benchmark}", flush=True)
+            results += evaluate_model(cfg, adapted, [ec.adapt_benchmark], progress, voc="adapt" in ec.voc_models)
     _remove_stale(cfg.name, {(r["model"], r["task"]) for r in results})
     return results
+
+
+def adapted_model(cfg) -> EvalModel | None:
+    """The task-adapted model (AntGLM-Med stage 3) when its artifact exists."""
+    from ..train.adapt import run_adapt
+    from ..train.common import StageNotTrained
+
+    try:
+        return EvalModel("adapt", str(run_adapt(cfg, progress=False, reuse_only=True).path), chat=True)
+    except StageNotTrained:
+        return None
 
 
 def _remove_stale(profile: str, written: set[tuple[str, str]]) -> None:

@@ -119,8 +119,12 @@ class Scorer:
         stop_ids = self._stop_ids()
         stop = torch.tensor(stop_ids, device=self.device)
         out: list[str] = [""] * len(rows)
-        cand = self._first_tokens(first_token_candidates or [])
-        first = torch.empty(len(rows), len(cand))
+        shared, cand = self._candidate_tokens(first_token_candidates or [])
+        if shared:  # the first decoding step does not score them: one pass of their own
+            first = self.next_token_logprobs(prompts, first_token_candidates, desc=f"{desc} (letters)")
+            cand = []
+        else:
+            first = torch.empty(len(rows), len(cand))
         for idx in self._batches([len(r) for r in rows], desc):
             batch = self._left_padded([rows[i] for i in idx])
             mask, positions = batch["attention_mask"], batch["position_ids"][:, -1:]
@@ -145,8 +149,22 @@ class Scorer:
                 out[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return (out, first) if first_token_candidates else out
 
-    def _first_tokens(self, candidates: Sequence[str]) -> list[int]:
-        return [self.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in candidates]
+    def _candidate_tokens(self, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
+        """(tokens every candidate starts with, the first token after them per candidate). A SentencePiece
+        tokenizer with a dummy prefix encodes "A" as ["▁", "A"]: taking each candidate's first token would
+        score "▁" for every option (identical scores, always the first letter). The shared tokens are
+        appended to the context instead, which ranks the options as their summed log-probabilities do."""
+        encoded = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]
+        if not encoded:
+            return [], []
+        shared = 0
+        while shared < min(map(len, encoded)) - 1 and len({e[shared] for e in encoded}) == 1:
+            shared += 1
+        tokens = [e[shared] for e in encoded]
+        if len(set(tokens)) < len(set(candidates)):
+            raise ValueError(f"candidates {list(candidates)} do not differ in their first token after the shared "
+                             f"ones ({encoded}): a next-token score cannot tell them apart")
+        return encoded[0][:shared], tokens
 
     def _stop_ids(self) -> list[int]:
         config = getattr(self.model, "generation_config", None)  # a wrapped remote-code model may have none
@@ -156,10 +174,10 @@ class Scorer:
     def next_token_logprobs(self, contexts: Sequence[str], candidates: Sequence[str],
                             desc: str = "next token") -> torch.Tensor:
         """log P(first token of each candidate | context): [len(contexts), len(candidates)], one forward
-        pass per batch. Candidates are expected to be single tokens (option letters); for a multi-token
-        candidate its first token stands for it."""
-        cand = self._first_tokens(candidates)
-        rows = [self._encode(c, self.max_length) for c in contexts]
+        pass per batch. Candidates are expected to be single tokens (option letters) after any tokens they all
+        start with (see _candidate_tokens); for a longer candidate its first such token stands for it."""
+        shared, cand = self._candidate_tokens(candidates)
+        rows = [self._encode(c, self.max_length - len(shared)) + shared for c in contexts]
         out = torch.empty(len(rows), len(cand))
         for idx in self._batches([len(r) for r in rows], desc):
             logits = self.model(**self._left_padded([rows[i] for i in idx]), **self._last_only).logits[:, -1].float()

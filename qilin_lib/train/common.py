@@ -29,7 +29,6 @@ from ..config import ProfileConfig, StageConfig
 from ..paths import PACKAGE_DIR, figures_dir, results_dir, source_hash
 from ..reporting import provenance
 
-STAGES = ("dcpt", "sft", "dpo")
 METRICS_FILE = "train_metrics.json"  # a copy of the stage's metrics inside its artifact: what a reuse returns
 # What identifies a stage's model in model_hash: its weights and vocabulary. The other files of an artifact
 # record the run (train_metrics.json: wall times; training_args.bin: a dated logging dir; the adapter's
@@ -48,7 +47,7 @@ SHARED_CODE = ("train/common.py", "modeling.py", "chat_templates.py")  # templat
 STAGE_CODE = {
     "dcpt": ("train/dcpt.py", "data/packing.py"),  # packing decides which tokens each training block holds
     "sft": ("train/sft.py",),
-    "adapt": ("train/sft.py",),                    # run_sft(stage="adapt") on a benchmark's training split
+    "adapt": ("train/sft.py", "train/adapt.py"),   # run_sft(stage="adapt") on a benchmark's training split
     "dpo": ("train/dpo.py", "train/sft.py"),       # pairs are tokenised with SFT's template and length rule
 }
 
@@ -120,10 +119,37 @@ def deepspeed_config_path(name: str) -> str | None:
     return str(path)
 
 
+def cpu_deepspeed(cfg: ProfileConfig, stage: str) -> bool:
+    """Whether this CPU process trains with DeepSpeed: only as one of several launched CPU workers
+    (`hardware.cpu_processes`, torchrun sets WORLD_SIZE) of a stage that names a DeepSpeed config. DeepSpeed
+    then runs on its CPU accelerator over gloo; its shared-memory allreduce, which it would JIT-compile
+    (C++ with ninja: minutes, and a compiler on the machine), is replaced by its own plain torch.distributed
+    fallback."""
+    if not getattr(cfg, stage).deepspeed or cfg.hardware.cpu_processes < 2 or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    import importlib
+
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None  # None = DeepSpeed's fallback
+    # accelerate names no backend for DeepSpeed without an accelerator, and with none it counts one process
+    # (ZeRO-2's batch check then fails): the process state is configured here, once, with gloo, and the
+    # TrainingArguments reuse it (accelerator_config use_configured_state).
+    from accelerate import PartialState
+
+    if not PartialState._shared_state:
+        os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+        try:
+            PartialState(backend="gloo")
+        finally:
+            del os.environ["ACCELERATE_USE_DEEPSPEED"]
+    return True
+
+
 def training_kwargs(cfg: ProfileConfig, stage: str, output_dir: str | Path, progress: bool = True) -> dict:
     """TrainingArguments keywords (valid for SFTConfig/DPOConfig too) from the profile's stage section."""
     sc: StageConfig = getattr(cfg, stage)
     on_gpu = torch.cuda.is_available()
+    deepspeed = deepspeed_config_path(sc.deepspeed) if on_gpu or cpu_deepspeed(cfg, stage) else None
     # transformers 5 folded warmup_ratio into warmup_steps: a float in [0, 1) is a ratio of total steps.
     warmup = sc.warmup_steps if sc.warmup_steps > 0 else float(sc.warmup_ratio)
     return dict(
@@ -133,8 +159,11 @@ def training_kwargs(cfg: ProfileConfig, stage: str, output_dir: str | Path, prog
         learning_rate=sc.learning_rate, lr_scheduler_type=sc.lr_scheduler, warmup_steps=warmup,
         weight_decay=sc.weight_decay, num_train_epochs=sc.epochs, max_steps=sc.max_steps,
         logging_steps=sc.logging_steps, save_strategy="steps", save_steps=sc.save_steps, save_total_limit=2,
-        bf16=cfg.hardware.bf16 and on_gpu, gradient_checkpointing=sc.gradient_checkpointing and on_gpu,
-        deepspeed=deepspeed_config_path(sc.deepspeed) if on_gpu else None, use_cpu=not on_gpu,
+        bf16=cfg.hardware.bf16 and on_gpu, gradient_checkpointing=sc.gradient_checkpointing,
+        # use_cpu would make the Trainer skip DeepSpeed; on CPU it places the model on CPU by itself
+        deepspeed=deepspeed, use_cpu=not on_gpu and not deepspeed,
+        # DeepSpeed on CPU: the process state configured by cpu_deepspeed (gloo), not one built from scratch
+        **({"accelerator_config": {"use_configured_state": True}} if deepspeed and not on_gpu else {}),
         report_to="none", disable_tqdm=not progress, dataloader_num_workers=0,
         # Log a non-finite step loss as it is (the default hides it behind the mean of earlier losses) so
         # that NonFiniteGuard sees it; with finite losses the logged numbers are the same.
@@ -180,12 +209,22 @@ def finish_stage(cfg: ProfileConfig, stage: str, art: StageArtifact, trainer, ex
         "loss_curve": losses, **extra,
         "provenance": provenance() | {
             "device": str(args.device), "world_size": args.world_size, "seed": cfg.seed,
+            "deepspeed_zero_stage": _zero_stage(trainer),
             "effective_global_batch": args.per_device_train_batch_size * args.gradient_accumulation_steps
             * args.world_size,
             "artifact_key": art.key, "inputs": art.inputs,
         },
     }
     return publish_metrics(cfg, stage, metrics)
+
+
+def _zero_stage(trainer) -> int | None:
+    """The ZeRO stage of the DeepSpeed engine that trained, None without DeepSpeed: what ran, not what the
+    profile asked for (a CPU run in one process drops the config)."""
+    if not getattr(trainer, "is_deepspeed_enabled", False):
+        return None
+    engine = trainer.model_wrapped
+    return engine.zero_optimization_stage() if hasattr(engine, "zero_optimization_stage") else None
 
 
 def publish_metrics(cfg: ProfileConfig, stage: str, metrics: dict) -> dict:

@@ -36,14 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..cache import atomic_write_json
-from ..config import ProfileConfig, _flatten, load_config
+from ..config import TRAINING_STAGES as STAGES
+from ..config import ProfileConfig, _flatten, load_config, parse_override
 from ..paths import PACKAGE_DIR, artifacts_dir, results_dir
 
 if TYPE_CHECKING:
     from .common import StageRun
 
 # .common imports torch: imported where needed, so that `qilin --help` stays fast
-STAGES = ("dcpt", "sft", "dpo")
 LAUNCHERS = ("auto", "none", "torchrun", "accelerate")
 CONFIG_DIR = PACKAGE_DIR / "configs"
 RESULT_ENV = "QILIN_LAUNCH_RESULT"   # where global rank 0 writes its StageRun for the launching process
@@ -75,6 +75,14 @@ def stage_function(stage: str) -> Callable[..., "StageRun"]:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     return getattr(importlib.import_module(f"qilin_lib.train.{stage}"), f"run_{stage}")
+
+
+def default_nproc(cfg: ProfileConfig, nproc: int | None = None) -> int | None:
+    """Processes to start when the caller names none: one per visible GPU (None), or on a machine without
+    GPUs the profile's `hardware.cpu_processes` when it asks for more than one."""
+    if nproc is None and cfg.hardware.cpu_processes > 1 and not visible_gpus():
+        return cfg.hardware.cpu_processes
+    return nproc
 
 
 def resolve_launcher(launcher: str = "auto", nproc: int | None = None) -> tuple[str, int]:
@@ -153,7 +161,7 @@ def launch_stage(stage: str, profile: str = "tiny", overrides: dict | None = Non
                  result_file: str | os.PathLike | None = None) -> int:
     """Run a stage and return its exit code: in-process when the launcher resolves to "none", else as
     `nproc` worker processes (blocking). `result_file`: where rank 0 writes its StageRun as JSON."""
-    kind, n = resolve_launcher(launcher, nproc)
+    kind, n = resolve_launcher(launcher, default_nproc(load_config(profile, overrides), nproc))
     if kind == "none":
         run = stage_function(stage)(load_config(profile, overrides), force=force, progress=progress)
         if result_file:
@@ -203,9 +211,10 @@ def run_or_launch(stage: str, cfg_profile: str = "tiny", overrides: dict | None 
                   progress: bool = True, *, nproc: int | None = None, launcher: str = "auto") -> "StageRun":
     """What a notebook calls: the stage in-process on one device, through a launcher on several GPUs;
     the same StageRun either way."""
-    kind, _ = resolve_launcher(launcher, nproc)
+    cfg = load_config(cfg_profile, overrides)
+    kind, _ = resolve_launcher(launcher, nproc := default_nproc(cfg, nproc))
     if kind == "none":
-        return stage_function(stage)(load_config(cfg_profile, overrides), force=force, progress=progress)
+        return stage_function(stage)(cfg, force=force, progress=progress)
     with tempfile.TemporaryDirectory(prefix="qilin-launch-") as tmp:
         result_file = Path(tmp) / "result.json"
         code = launch_stage(stage, cfg_profile, overrides, nproc, launcher, force=force, progress=progress,
@@ -243,11 +252,9 @@ def _write_result(path: str | os.PathLike, run: "StageRun", world_size: int) -> 
 # ------------------------------------------------------------------------------- worker process
 def add_stage_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The arguments `qilin train` and the worker share."""
-    from ..cli import _param
-
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--profile", default="tiny", help="tiny, gpu-small, paper or a .yaml path")
-    parser.add_argument("--set", type=_param, action="append", default=[], help="config override a.b=value")
+    parser.add_argument("--set", type=parse_override, action="append", default=[], help="config override a.b=value")
     parser.add_argument("--force", action="store_true", help="retrain even if the artifact exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
