@@ -33,3 +33,16 @@ def test_readme_has_two_commands_and_ci_runs_the_test_one():
     reproduce, test = blocks
     assert "qilin reproduce --profile tiny" in reproduce and "pytest" in test
     assert test in (ROOT / ".ci" / "run").read_text("utf-8")
+
+
+def test_licence_and_citation_match_the_package_metadata():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    assert meta["license"]["text"] == "Apache-2.0"
+    assert (ROOT / "LICENSE").read_text("utf-8").lstrip().startswith("Apache License\n                           Version 2.0")
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text("utf-8"))
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "Apache-2.0"
+    cited = {ref["identifiers"][0]["value"] for ref in citation["references"]}
+    assert cited == {"arXiv:2310.09089", "arXiv:2312.01040"}  # Qilin-Med and AntGLM-Med
+    assert all(ref["authors"] for ref in citation["references"])

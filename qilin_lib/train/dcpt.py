@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -217,7 +218,9 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
     else:
         texts = packing.as_dataset(corpus)
     with args.main_process_first(desc="pack DCPT corpus"), datasets_progress(progress):
-        num_proc = cfg.data.num_proc if cfg.data.num_proc > 1 else None  # None: in this process
+        # None: in this process; never more workers than CPUs (paper-smoke inherits paper's 8 on 2 cores)
+        num_proc = min(cfg.data.num_proc, os.cpu_count() or 1)
+        num_proc = num_proc if num_proc > 1 else None
         tokenized = packing.tokenize_documents(_texts(texts), tokenizer, cache_dir=work / "data",
                                                num_proc=num_proc)
         packed = packing.pack_tokenized(tokenized, sc.block_size, cache_dir=work / "data", num_proc=num_proc)
