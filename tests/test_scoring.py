@@ -173,3 +173,20 @@ def test_letters_after_a_shared_dummy_prefix_are_scored_by_their_own_token(dummy
         assert got[i].tolist() == pytest.approx([x - shared for x in summed], abs=1e-4)
     _, first = s.generate(contexts, max_new_tokens=2, first_token_candidates=letters)
     assert torch.allclose(first, got, atol=1e-5)
+
+
+def test_the_decoding_loop_gives_transformers_greedy_search_tokens(scorer):
+    """Scorer.generate is a hand-written KV-cache loop (less per-step overhead than model.generate); it must
+    produce the tokens of transformers' own greedy search, batched and left-padded or not."""
+    prompts = ["肺炎的症状有", "答案：", "以下是中国关于临床医学考试的单项选择题，请选出其中的正确答案。", "高血压"]
+    tok, model = scorer.tokenizer, scorer.model
+    stop = scorer._stop_ids()
+    ours = scorer.generate(prompts, max_new_tokens=12)
+    for prompt, got in zip(prompts, ours):
+        ids = torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=12,
+                                 eos_token_id=stop, pad_token_id=tok.pad_token_id)[0, ids.shape[1]:].tolist()
+        out = out[: next((k for k, t in enumerate(out) if t in stop), len(out))]
+        assert got == tok.decode(out, skip_special_tokens=True).strip(), prompt
+    assert any(ours)  # the random model does produce tokens, so the comparison has something to compare
