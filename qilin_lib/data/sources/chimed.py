@@ -86,17 +86,24 @@ def iter_chimed_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: i
     return iter(stream_chimed_sft_jsonl(path, errors=errors, max_records=max_records))
 
 
-def _sft_records(path, guard: RecordGuard, max_records: int) -> Iterator[dict]:
+def _guarded_records(values: Iterator, guard: RecordGuard, max_records: int, build) -> Iterator[dict]:
+    """build(parsed JSON value) per (ref, value), each under the guard (raise, or skip and count), at most
+    max_records (0 = all) records kept."""
     count = 0
-    for ref, value in _sft_values(path):
+    for ref, value in values:
         if max_records and count >= max_records:
             return
         record = None
         with guard.record(ref):
-            record = records.sft(sft_messages(parse_json_value(value)), "chimed_sft")
+            record = build(parse_json_value(value))
         if record is not None:
             count += 1
             yield record
+
+
+def _sft_records(path, guard: RecordGuard, max_records: int) -> Iterator[dict]:
+    return _guarded_records(_sft_values(path), guard, max_records,
+                            lambda obj: records.sft(sft_messages(obj), "chimed_sft"))
 
 
 def stream_chimed_sft_jsonl(path, *, errors: ErrorPolicy = "raise", max_records: int = 0) -> RecordStream:
@@ -140,16 +147,8 @@ def dpo_triplet(obj: dict, source: str = "chimed_dpo") -> dict:
 
 
 def _dpo_records(path, guard: RecordGuard, max_records: int) -> Iterator[dict]:
-    count = 0
-    for ref, value in json_records(path):  # parsed whole: the released dpo.json is 18.6 MB
-        if max_records and count >= max_records:
-            return
-        record = None
-        with guard.record(ref):
-            record = dpo_triplet(parse_json_value(value))
-        if record is not None:
-            count += 1
-            yield record
+    # parsed whole: the released dpo.json is 18.6 MB
+    return _guarded_records(json_records(path), guard, max_records, dpo_triplet)
 
 
 def stream_chimed_dpo_json(path, *, errors: ErrorPolicy = "raise", max_records: int = 0) -> RecordStream:
