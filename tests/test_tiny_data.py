@@ -3,7 +3,6 @@
 import json
 import re
 import statistics
-import time
 from collections import Counter
 from importlib import resources
 
@@ -307,14 +306,11 @@ def test_exposures_per_fact_by_searching_the_texts(corpora, entities):
     assert len(set(texts)) == len(texts)
 
 
-# --------------------------------------------------------------------------- determinism, speed
-def test_same_seed_same_output_and_fast():
-    t0 = time.perf_counter()
+# --------------------------------------------------------------------------------- determinism
+def test_same_seed_same_output():
     a = tiny.generate_tiny_corpora(seed=11)
-    elapsed = time.perf_counter() - t0
     b = tiny.generate_tiny_corpora(seed=11)
     assert a.as_dict() == b.as_dict()
     assert json.dumps(a.as_dict(), ensure_ascii=False) == json.dumps(b.as_dict(), ensure_ascii=False)
     c = tiny.generate_tiny_corpora(seed=12)
     assert c.split != a.split and c.cpt_kg != a.cpt_kg
-    assert elapsed < 5.0
