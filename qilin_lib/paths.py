@@ -92,11 +92,7 @@ def shared_dir() -> Path:
     return repo_root().parent / "shared"
 
 
-def shared_data_dir() -> Path | None:
-    """The real dataset samples beside the checkout (../shared/data), if this machine has them."""
-    env = os.environ.get("QILIN_SHARED_DATA")
-    candidate = Path(env) if env else shared_dir() / "data"
-    return candidate if candidate.is_dir() else None
+
 
 
 def artifacts_root() -> Path:

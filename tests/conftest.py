@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,61 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
     monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
     return tmp_path
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TinyRun:
+    """A fresh `qilin reproduce --profile tiny` in its own root, and its committed-results check, taken
+    before any test could touch the tree."""
+    root: Path
+    check: object            # qilin_lib.results_check.CheckReport of results/tiny vs this run
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / "tiny"
+
+
+@contextmanager
+def _env(**values: str):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def root_env(root: Path) -> dict:
+    """The environment that points results/, figures/ and artifacts/ at `root`."""
+    return {"QILIN_ROOT": str(root), "QILIN_ARTIFACTS": str(root / "artifacts")}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> TinyRun:
+    """The tiny reproduction, run once per test session (notebooks 01-06 from the checkout's notebooks):
+    the committed-results check, the resume test and the README's commands all read this one run."""
+    from qilin_lib.cli import main
+    from qilin_lib.results_check import check_results
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    shutil.copytree(REPO / "results" / "paper", root / "results" / "paper")   # the report reads it
+    with _env(**root_env(root)):
+        if main(["reproduce", "--profile", "tiny"]) != 0:
+            pytest.fail(f"the tiny reproduction failed; executed notebooks in {root / 'results/tiny/notebooks'}")
+    return TinyRun(root, check_results(REPO / "results" / "tiny", root / "results" / "tiny"))
+
+
+@pytest.fixture
+def in_tiny_run(tiny_run, monkeypatch) -> TinyRun:
+    """tiny_run, with this test's QILIN_ROOT / QILIN_ARTIFACTS pointing at it."""
+    for key, value in root_env(tiny_run.root).items():
+        monkeypatch.setenv(key, value)
+    return tiny_run

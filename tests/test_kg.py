@@ -80,20 +80,6 @@ def test_styles_and_rng_vary_the_wording_deterministically(entities):
     assert kg.entity_to_passage(e) == kg.entity_to_passage(e, style=0)
 
 
-def test_entity_to_qa_one_record_per_non_empty_field():
-    e = _entity(drugs=[])
-    records = kg.entity_to_qa(e)
-    assert len(records) == len(kg.FIELDS) - 1
-    for rec in records:
-        assert set(rec) == {"id", "question", "answer", "source"}
-        assert "测试病" in rec["question"] and rec["source"] == "test"
-    by_field = {rec["id"].rsplit("-", 1)[1]: rec for rec in records}
-    assert "drugs" not in by_field
-    for f, rec in by_field.items():
-        for v in e[f]:
-            assert v in rec["answer"]
-
-
 def test_new_entity_rejects_unknown_fields():
     with pytest.raises(ValueError, match="unknown entity fields"):
         kg.new_entity("x", symptom=["发热"])

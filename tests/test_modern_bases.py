@@ -22,7 +22,6 @@ from trl.chat_template_utils import _CHAT_TEMPLATES_DIR, has_generation_markers
 from qilin_lib.config import load_config
 from qilin_lib.evaluation.scoring import Scorer
 from qilin_lib.modeling import load_model_and_tokenizer
-from qilin_lib.train.common import StageRun
 from qilin_lib.train.dpo import run_dpo, tokenize_preference
 from qilin_lib.train.sft import IGNORE_INDEX, _generation_header, run_sft, tokenize_conversation
 

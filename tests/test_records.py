@@ -4,7 +4,7 @@ import pytest
 
 from qilin_lib.data import records
 from qilin_lib.data.errors import DataFormatError, RecordGuard
-from qilin_lib.data.io import read_json_or_lines, read_text
+from qilin_lib.data.io import read_text
 
 
 def test_mcq_normalises_multi_letter_answers_and_keeps_real_letters():
@@ -47,12 +47,3 @@ def test_wrong_encoding_names_the_encoding_to_declare(tmp_path):
     with pytest.raises(DataFormatError, match=r"gbk\.csv: not valid utf-8.*declare encoding='gbk'"):
         read_text(path)
     assert read_text(path, encoding="gbk") == "高血压患者能吃党参吗"
-
-
-def test_json_lines_under_a_json_name_are_detected(tmp_path):
-    path = tmp_path / "really_lines.json"
-    path.write_text('{"a": 1}\n{"a": 2}\n', encoding="utf-8")
-    assert read_json_or_lines(path) == [("line 1", {"a": 1}), ("line 2", {"a": 2})]
-    path.write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
-    with pytest.raises(DataFormatError, match="record line 2"):
-        read_json_or_lines(path)

@@ -13,7 +13,7 @@ from qilin_lib import notebooks
 from qilin_lib.cli import main
 from qilin_lib.paths import results_dir
 from qilin_lib.reproduce import NotebookFailed, run_notebooks
-from qilin_lib.results_check import check_results, compare_trees
+from qilin_lib.results_check import compare_trees
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = '# %% tags=["parameters"]\nprofile = "tiny"\nforce = False\n\n'
@@ -50,18 +50,17 @@ def test_a_failing_notebook_stops_the_run_and_keeps_earlier_results(sandbox):
 
 
 @pytest.mark.slow
-def test_a_second_run_reuses_completed_stages(sandbox):
-    shutil.copy(REPO / "notebooks" / "01_data.py", sandbox / "notebooks")
-    notebooks.sync(sandbox / "notebooks")
-    run_notebooks("tiny", progress=False)
-    manifest = next((sandbox / "artifacts" / "tiny").glob("data-*/manifest.json"))
+def test_a_second_run_reuses_completed_stages_and_force_rebuilds_the_same_content(in_tiny_run):
+    manifest = next((in_tiny_run.root / "artifacts" / "tiny").glob("data-*/manifest.json"))
     first = manifest.read_text()
-    run_notebooks("tiny", progress=False)
+    run_notebooks("tiny", only=["01"], progress=False)
     assert manifest.read_text() == first                                         # not rebuilt
     executed = nbformat.read(results_dir("tiny") / "notebooks" / "01_data.ipynb", as_version=4)
     assert "reused from cache" in json.dumps([c.get("outputs") for c in executed.cells])
-    run_notebooks("tiny", progress=False, force=True)
-    assert manifest.read_text() != first                                         # --force rebuilds
+    assert main(["data", "--profile", "tiny", "--force"]) == 0                    # --force rebuilds ...
+    rebuilt = json.loads(manifest.read_text())
+    assert rebuilt != json.loads(first)
+    assert rebuilt["output_hash"] == json.loads(first)["output_hash"]            # ... the same files
 
 
 def test_compare_trees_flags_changed_missing_and_extra_numbers(tmp_path):
@@ -86,20 +85,18 @@ def test_compare_trees_flags_changed_missing_and_extra_numbers(tmp_path):
 
 
 @pytest.mark.slow
-def test_committed_tiny_results_match_a_fresh_reproduction(sandbox):
-    """CI's honesty check: the whole tiny reproduction, run fresh, gives every committed number."""
-    committed = REPO / "results" / "tiny"
-    if not committed.is_dir():
+def test_committed_tiny_results_match_a_fresh_reproduction(tiny_run):
+    """CI's honesty check: the whole tiny reproduction, run fresh (once per session, conftest.tiny_run),
+    gives every committed number."""
+    if not (REPO / "results" / "tiny").is_dir():
         pytest.fail("results/tiny is not committed")
-    shutil.rmtree(sandbox / "notebooks")
-    shutil.copytree(REPO / "notebooks", sandbox / "notebooks")
-    shutil.copytree(REPO / "results" / "paper", sandbox / "results" / "paper")
-    assert main(["reproduce", "--profile", "tiny"]) == 0
-    report = check_results(committed, sandbox / "results" / "tiny")
+    report = tiny_run.check
     assert not report.problems, (f"{len(report.problems)} committed numbers differ from a fresh run ({report.mode} "
                                  f"mode; numerics committed {report.committed_numerics}, here "
                                  f"{report.fresh_numerics}):\n" + "\n".join(report.problems[:40]))
-    assert (sandbox / "results" / "tiny" / "REPORT.md").exists()
+    assert (tiny_run.results / "REPORT.md").exists()
+    executed = {p.stem for p in (tiny_run.results / "notebooks").glob("*.ipynb")}
+    assert executed == {p.stem for p in (REPO / "notebooks").glob("0*.ipynb")}
 
 
 def test_reproduce_refuses_to_write_committed_results_from_dirty_code(sandbox, capsys):

@@ -103,24 +103,3 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataFormatError(path, f"line {lineno}", f"invalid JSON line: {exc.msg}") from None
-
-
-def read_json_or_lines(path: str | Path) -> list[tuple[object, Any]]:
-    """Records of a file that may be one JSON document or JSON lines whatever its extension says.
-
-    Several real sources ship JSON lines under a `.json` name (MedicalGPT reward/test.json, BenTsao
-    llama_data.json). Returns (reference, record) pairs: "line N" for JSON lines, "item N" for arrays,
-    "key K" for objects.
-    """
-    text = read_text(path)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data":
-            raise DataFormatError(path, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from None
-        return [(f"line {n}", obj) for n, obj in iter_json_lines(path)]
-    if isinstance(doc, list):
-        return [(f"item {i}", obj) for i, obj in enumerate(doc)]
-    if isinstance(doc, dict):
-        return [(f"key {k!r}", obj) for k, obj in doc.items()]
-    return [("line 1", doc)]

@@ -21,7 +21,6 @@ import random
 from importlib import resources
 from pathlib import Path
 
-from .records import qa
 
 # The six list fields of an entity, in the order a passage uses when no rng shuffles them.
 FIELDS = ("causes", "symptoms", "examinations", "drugs", "department", "complications")
@@ -146,26 +145,6 @@ def entity_to_passage(entity: dict, rng: random.Random | None = None, style: int
             parts.append(pick(spec["extra"]).format(k=key, x=value))
     text = spec["sep"].join(parts)
     return text[:-1] + "。" if text.endswith("；") else text
-
-
-_QA_QUESTIONS = {
-    "causes": "{n}的病因是什么？", "symptoms": "{n}有哪些症状？", "examinations": "{n}需要做哪些检查？",
-    "drugs": "{n}常用哪些药物？", "department": "{n}应该去哪个科室就诊？", "complications": "{n}有哪些并发症？",
-}
-
-
-def entity_to_qa(entity: dict) -> list[dict]:
-    """One QA record per non-empty field; the answer lists that field's values."""
-    out = []
-    name = entity["name"]
-    for f in FIELDS:
-        values = entity.get(f) or []
-        if not values:
-            continue
-        answer = f"{name}的{FIELD_LABELS[f]}：{'、'.join(values)}。"
-        out.append(qa(f"{entity.get('id') or name}-{f}", _QA_QUESTIONS[f].format(n=name), answer,
-                      entity.get("source") or "kg"))
-    return out
 
 
 # ----------------------------------------------------------------------------------- tiny KB

@@ -24,11 +24,6 @@ from ._common import (ErrorPolicy, RecordGuard, RecordStream, UndecodableLine, j
 from .kg_instruct import alpaca_user
 from .medicalgpt import SHAREGPT_ROLES, sharegpt_messages
 
-HUB_FILES = {"cpt": "hf://datasets/williamliu/ChiMed/cpt.txt",
-             "sft": "hf://datasets/williamliu/ChiMed/sft.jsonl",
-             "dpo": "hf://datasets/williamliu/ChiMed/dpo.json"}
-
-
 def _cpt_records(path, guard: RecordGuard, encoding: str, max_records: int = 0) -> Iterator[dict]:
     count = 0
     for lineno, text in iter_lines(path, encoding):
