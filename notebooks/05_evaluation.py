@@ -22,7 +22,8 @@
 #   accuracy and scikit-learn weighted F1; explanation BLEU (jieba) and ROUGE (characters).
 # - **C-Eval** (clinical_medicine, physician, basic_medicine): 5-shot answer-only prompt, val split.
 # - **Huatuo-26M**: greedy answers, BLEU-1..4 / GLEU / ROUGE / Distinct on characters.
-# - **PubMedQA** (reasoning-required, when the profile has it): yes/no/maybe accuracy and macro-F1.
+# - **PubMedQA** (reasoning-required, when the profile has it): yes/no/maybe accuracy, macro-F1 as
+#   PubMedQA's evaluation.py computes it, and macro-F1 over exactly yes/no/maybe.
 # - Multiple choice in three scoring modes: `generate`, `loglik` (next-token letter) and `cloze` (option
 #   text after the question: summed, per token, per character and calibrated).
 # - **RAG** (our BM25 retriever; the paper's is unpublished) for the SFT and DPO models, and **VoC**

@@ -66,7 +66,8 @@ def test_every_benchmark_runs_end_to_end_on_real_samples(shared_data, sandbox, m
     assert all(0 <= cmexam[m]["accuracy"] <= 100 and cmexam[m]["n"] == N for m in ("loglik", "cloze_sum"))
     assert "bleu_4" in cmexam["generate_explanation"]           # the official test file has explanations
     assert set(by_task["ceval"]["metrics"]["loglik"]["by_subject"]) <= {"clinical_medicine", "physician", "basic_medicine"}
-    assert "macro_f1" in by_task["pubmedqa"]["metrics"]["generate"]["pubmedqa"]
+    assert set(by_task["ceval"]["metrics"]["generate"]) == {"ceval", "ceval_qilin", "cmexam"}
+    assert {"macro_f1", "macro_f1_fixed_labels"} <= set(by_task["pubmedqa"]["metrics"]["generate"]["pubmedqa"])
     assert set(by_task["huatuo26m"]["metrics"]["generate"]) >= {"bleu_1", "gleu", "rouge_l", "distinct_2"}
     # one prediction row per item and mode, with the prompt protocol recorded beside the numbers
     lines = (sandbox / "results" / "paper" / "predictions" / "sft_cmexam.jsonl").read_text("utf-8").splitlines()
@@ -82,6 +83,8 @@ def test_every_benchmark_runs_end_to_end_on_real_samples(shared_data, sandbox, m
     ours = cm[cm["kind"] == "ours (paper)"].iloc[0]
     assert ours["accuracy"] == round(cmexam["generate"]["cmexam"]["accuracy"], 1)
     assert (sandbox / "results" / "paper" / "tables" / "eval_cmexam.md").exists()
+    pq = list(tables["eval_pubmedqa"].columns)   # the official macro-F1 first, the fixed-label one beside it
+    assert pq.index("macro_f1 (generate)") + 1 == pq.index("macro_f1_fixed_labels (generate)")
 
 
 def _planted(sandbox: Path, model: str, task: str, metrics: dict) -> None:

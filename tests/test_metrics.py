@@ -17,7 +17,7 @@ import pytest
 from nltk.translate.bleu_score import corpus_bleu
 from nltk.translate.gleu_score import corpus_gleu
 from rouge_score import rouge_scorer
-from sklearn.metrics import f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from qilin_lib.evaluation.metrics import (
     METRIC_NAMES,
@@ -228,15 +228,46 @@ def test_mcq_accuracy_and_weighted_f1_match_sklearn_with_no_answer_wrong():
         mcq_answer_scores(["A", ""], ["A", "B"])
 
 
-def test_pubmedqa_macro_f1_counts_a_class_absent_from_predictions():
-    golds = ["yes", "no", "maybe", "yes", "no"]
-    preds = ["yes", "no", "no", "yes", ""]  # "maybe" never predicted; "" = nothing parsed
-    # yes: P = R = 1 -> F1 1; no: TP 1, FP 1, FN 1 -> F1 1/2; maybe: F1 0. Macro = 1.5/3.
+def _pubmedqa_evaluation_py(truth: list[str], preds: list[str]) -> tuple[float, float]:
+    """PubMedQA's own scorer, pubmedqa/pubmedqa evaluation.py (commit 3e7616d288b52edaf38f5fd5c59821c7806bde86),
+    on label lists instead of its JSON files:
+
+        acc = accuracy_score(truth, preds)
+        maf = f1_score(truth, preds, average='macro')
+    """
+    return accuracy_score(truth, preds), f1_score(truth, preds, average="macro")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+def test_pubmedqa_macro_f1_is_the_official_scorers_with_an_unparsed_answer_as_one_more_label():
+    """The official script needs one prediction per PMID, so an unparsed answer is written as some string
+    outside yes/no/maybe: one extra label, F1 0, and the macro average runs over four labels."""
+    golds = ["yes", "no", "maybe", "yes", "no", "yes"]
+    preds = ["yes", "no", "maybe", "no", "", ""]        # "" = nothing parsed
     scores = label_scores(golds, preds)
-    assert scores["accuracy"] == pytest.approx(60.0)
-    assert scores["macro_f1"] == pytest.approx(50.0)
+    # Hand arithmetic. yes: TP 1, FN 2 -> F1 2/4; no: TP 1, FP 1, FN 1 -> 1/2; maybe: 1; unparsed: 0.
+    assert scores["macro_f1_fixed_labels"] == pytest.approx(100 * 2 / 3)
+    assert scores["macro_f1"] == pytest.approx(100 * 2 / 4)    # the fixed-label value x 3/4
+    assert scores["accuracy"] == pytest.approx(50.0)
+    for placeholder in ("", "unknown", "无答案"):              # whatever the JSON says, one label: same value
+        acc, maf = _pubmedqa_evaluation_py(golds, [p or placeholder for p in preds])
+        assert (scores["accuracy"], scores["macro_f1"]) == pytest.approx((100 * acc, 100 * maf))
+    assert label_scores(golds, [p or None for p in preds]) == pytest.approx(scores)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+def test_pubmedqa_macro_f1_averages_only_the_labels_present_and_the_fixed_variant_all_three():
+    golds = ["yes", "no", "yes", "no", "yes"]
+    preds = ["yes", "no", "no", "no", "yes"]           # "maybe" in neither golds nor predictions
+    scores = label_scores(golds, preds)
+    # yes: TP 2, FN 1 -> 4/5; no: TP 2, FP 1 -> 4/5. Official: mean of two; fixed: maybe counts as 0.
+    assert scores["macro_f1"] == pytest.approx(80.0)
+    assert scores["macro_f1_fixed_labels"] == pytest.approx(100 * 1.6 / 3)
+    assert scores["macro_f1"] == pytest.approx(100 * _pubmedqa_evaluation_py(golds, preds)[1])
     expected = f1_score(golds, preds, labels=["yes", "no", "maybe"], average="macro", zero_division=0)
-    assert scores["macro_f1"] == pytest.approx(100 * expected)
+    assert scores["macro_f1_fixed_labels"] == pytest.approx(100 * expected)
+    # A label predicted but never gold ("maybe" here) is averaged in both, with F1 0.
+    assert label_scores(["yes", "no"], ["yes", "maybe"])["macro_f1"] == pytest.approx(100 / 3)
     with pytest.raises(ValueError, match="not among"):
         label_scores(["yes", "unsure"], ["yes", "no"])
 

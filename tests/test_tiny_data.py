@@ -282,7 +282,7 @@ def test_record_shapes(corpora):
         assert set(r) == {"prompt", "chosen", "rejected", "source"}
     sft_mcq = next(r for r in corpora.sft_medical_single if r["source"].endswith("sft_mcq"))
     assert re.search(r"\nA .+\nB .+\nC .+\nD .+\nE .+\n答案：$", sft_mcq["messages"][0]["content"])
-    assert re.match(r"^[A-E]\n解析：", sft_mcq["messages"][1]["content"])
+    assert re.match(r"^[A-E]\n解释:", sft_mcq["messages"][1]["content"])   # CMExam's separator, ASCII colon
 
 
 # -------------------------------------------------------------------------- exposures per fact

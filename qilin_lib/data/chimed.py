@@ -37,9 +37,17 @@ def mcq_prompt(item: dict) -> str:
     return "\n".join(lines)
 
 
+# CMExam's answer/explanation separator, ASCII colon: its fine-tuning answers read "答案: {}. \n 解释:{}"
+# (williamliujl/CMExam src/preprocess/prompt_templates.py, template 4, commit
+# 79b03f97318b127d932e84d0cc7582618c15156e) and its scoring script cuts the explanation at "解释:"
+# (qilin_lib.evaluation.extraction.cmexam_explanation), its answer parser then reading only the first line.
+EXPLANATION_MARK = "解释:"
+
+
 def mcq_response(item: dict) -> str:
+    """`答案：{letters}`, then `\n解释:{explanation}` when the item has one (CMExam's separator)."""
     response = f"答案：{item['answer']}"
-    return f"{response}\n解析：{item['explanation']}" if item.get("explanation") else response
+    return f"{response}\n{EXPLANATION_MARK}{item['explanation']}" if item.get("explanation") else response
 
 
 def mcq_to_text(item: dict) -> str:

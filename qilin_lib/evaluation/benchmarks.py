@@ -68,7 +68,7 @@ class CMExam(Benchmark):
 @dataclass
 class CEval(Benchmark):
     shots: dict = field(default_factory=dict)          # subject -> dev records
-    parsers: tuple = ("ceval", "cmexam")
+    parsers: tuple = ("ceval", "ceval_qilin", "cmexam")  # C-Eval's extraction first, Qilin-Med's copy beside
 
     def prompt(self, item: dict) -> str:
         subject = item["subject"]

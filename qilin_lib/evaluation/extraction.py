@@ -5,11 +5,17 @@ after the code it reproduces, and every table names its parser (DESIGN.md sectio
 parsers take the option dict `{"A": "text", ...}` and return the predicted letters as a sorted string of
 unique letters; "" means no answer (the originals' "无答案" / "-"), which never equals a gold answer.
 
-    cmexam     CMExam's own parser: every option whose letter or text occurs anywhere ("CT" counts as C)
-    strict     ours: standalone option letters only, option texts only when no letter is found
-    first_run  Qilin-Med's CMExam script: the first run of capital letters
-    ceval      C-Eval's generation-mode regexes (one letter A-D)
+    cmexam       CMExam's own parser: every option whose letter or text occurs anywhere ("CT" counts as C)
+    strict       ours: standalone option letters only, option texts only when no letter is found
+    first_run    Qilin-Med's CMExam script: the first run of capital letters
+    ceval        C-Eval's generation-mode regexes (one letter A-D)
+    ceval_qilin  Qilin-Med's C-Eval script: the same plus its extra "答：X" pattern
 
+An output that is not a string (None, a pandas NaN read back from a CSV) is no answer ("") for `cmexam` and
+`strict`, as in CMExam's script; `first_run`, `ceval` and `ceval_qilin` raise TypeError on it, as the
+`re.findall` of their originals does.
+
+`cmexam_explanation` cuts the explanation out of a CMExam answer as CMExam's script does (at "解释:"), and
 `pubmedqa_label` maps free text to yes / no / maybe.
 """
 
@@ -20,6 +26,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 
 Options = dict[str, str]
+NO_ANSWER = "无答案"  # CMExam's name for a missing answer or explanation
 
 
 def _letters(found: Iterable[str]) -> str:
@@ -43,9 +50,13 @@ def cmexam_letters(output: str, options: Options) -> str:
        counts as C, "a" and full-width "Ａ" count as nothing) or when the first whitespace token of its text
        does (see `_head`).
     3. Nothing counted -> "" (the original's "无答案").
+    0. An output that is not a string (None, NaN) -> "" first: `if not isinstance(row['model_result'],str):
+       return "无答案"`.
 
     Only deviation: an empty option text is skipped (the original would raise IndexError on it).
     """
+    if not isinstance(output, str):
+        return ""
     text = output.split("\n")[0].strip() if "解释" in output else output
     found = [letter for letter, body in options.items() if letter in text or (_head(body) and _head(body) in text)]
     return _letters(found)
@@ -66,7 +77,10 @@ def strict_letters(output: str, options: Options) -> str:
        texts first, each match blanked out so that a text found only inside a longer option's text
        ("肝炎" inside "乙型肝炎") does not count.
     5. Nothing counted -> "".
+    An output that is not a string (None, NaN) is no answer, as in `cmexam_letters`.
     """
+    if not isinstance(output, str):
+        return ""
     output = unicodedata.normalize("NFKC", output)
     text = output.split("\n")[0].strip() if "解释" in output else output
     found = [c for run in _LATIN_RUN.findall(text) if set(run) <= options.keys() for c in run]
@@ -108,8 +122,10 @@ def first_capital_run(output: str, options: Options) -> str:
     return hits[0] if len(hits) == 1 else ""
 
 
-_CEVAL_CHOICES = "ABCD"
-_CEVAL_PATTERNS = [re.compile(p) for p in (
+# The originals test `m[-1] in self.choices` on the list ['A', 'B', 'C', 'D']: element equality, so
+# "所以答案是BC。" does not count (a substring test on "ABCD" would let it through).
+_CEVAL_CHOICES = ("A", "B", "C", "D")
+_CEVAL_PATTERNS = (
     r"([ABCD])是正确的",
     r"选项([ABCD])正确",
     r"答案为([ABCD])",
@@ -118,28 +134,17 @@ _CEVAL_PATTERNS = [re.compile(p) for p in (
     r"选择([ABCD])",
     r"答案：([ABCD])",
     r"选择答案([ABCD])",
-)]
+)
+_CEVAL_REGEXES = [re.compile(p) for p in _CEVAL_PATTERNS]
+# Qilin-Med's copy inserts "答：X" (its few-shot history is "问：...答：...") before the last pattern.
+_QILIN_CEVAL_REGEXES = [re.compile(p) for p in (*_CEVAL_PATTERNS[:-1], r"答：([ABCD])", _CEVAL_PATTERNS[-1])]
 
 
-def ceval_letter(output: str, options: Options | None = None) -> str:
-    """C-Eval's generation-mode extraction, reproduced from hkust-nlp/ceval
-    code/evaluator_series/evaluators/chatglm.py `extract_cot_answer` (commit
-    67476547e83f441a70eeeee499f7ff2d7995635b), which C-Eval applies to open models in answer-only mode too.
-    Qilin-Med's copy (eval/C-Eval/evaluators/baichuan.py) is the same plus one pattern, "答：([ABCD])".
-
-    1. The last "所以答案是X。" whose X is one of A-D -> X.
-    2. Else the first of these patterns, in this order, that matches anywhere: "X是正确的", "选项X正确",
-       "答案为X", "答案是X", "答案X", "选择X", "答案：X", "选择答案X" (X in A-D, ASCII, case-sensitive).
-    3. Else, when exactly one character of A-D occurs in the whole output -> it.
-    4. Else, when `options` is given and exactly one option's full text occurs -> its letter.
-    5. Else "" (the original's "-").
-
-    Only deviation: an empty option text is skipped in step 4 (the original would count it as present).
-    """
+def _ceval_extract(output: str, options: Options | None, patterns: list[re.Pattern]) -> str:
     said = _SO_THE_ANSWER_IS.findall(output)
     if said and said[-1] in _CEVAL_CHOICES:
         return said[-1]
-    for pattern in _CEVAL_PATTERNS:
+    for pattern in patterns:
         match = pattern.search(output)
         if match:
             return match.group(1)
@@ -148,6 +153,52 @@ def ceval_letter(output: str, options: Options | None = None) -> str:
         return singles[0]
     hits = [c for c in _CEVAL_CHOICES if options and options.get(c) and str(options[c]) in output]
     return hits[0] if len(hits) == 1 else ""
+
+
+def ceval_letter(output: str, options: Options | None = None) -> str:
+    """C-Eval's generation-mode extraction, reproduced from hkust-nlp/ceval
+    code/evaluator_series/evaluators/chatglm.py `extract_cot_answer` (commit
+    67476547e83f441a70eeeee499f7ff2d7995635b), which C-Eval applies to open models in answer-only mode too.
+
+    1. The last "所以答案是X。" (`re.findall(r'所以答案是(.+?)。', ...)`, then `m[-1]`) when X is exactly one
+       of A-D -> X; when the last one is anything else ("BC", "A，不对"), go on to step 2.
+    2. Else the first of these patterns, in this order, that matches anywhere: "X是正确的", "选项X正确",
+       "答案为X", "答案是X", "答案X", "选择X", "答案：X", "选择答案X" (X in A-D, ASCII, case-sensitive).
+    3. Else, when exactly one character of A-D occurs in the whole output -> it.
+    4. Else, when `options` is given and exactly one option's full text occurs -> its letter.
+    5. Else "" (the original's "-").
+
+    Only deviation: an empty option text is skipped in step 4 (the original would count it as present).
+    A non-string output raises TypeError, as `re.findall` does in the original.
+    """
+    return _ceval_extract(output, options, _CEVAL_REGEXES)
+
+
+def qilin_ceval_letter(output: str, options: Options | None = None) -> str:
+    """Qilin-Med's C-Eval extraction, reproduced from williamliujl/Qilin-Med
+    eval/C-Eval/evaluators/baichuan.py `extract_cot_answer` (commit dd1847c7bfcfdcfdb83af146fdf5d1d02f519ce1):
+    `ceval_letter` with one more pattern, `r'答：([ABCD])'`, tried after "答案：X" and before "选择答案X".
+    So "答：B" gives B here and "" in C-Eval's own code (two or more letters elsewhere: "A或C？答：B").
+    """
+    return _ceval_extract(output, options, _QILIN_CEVAL_REGEXES)
+
+
+def cmexam_explanation(output: str) -> str:
+    """The explanation part of a CMExam answer, reproduced from williamliujl/CMExam
+    src/evaluation/evaluate_lora_result.py `parse_explanations` (commit 0a2764aab47fd927c61c0ec5d73b7713a46e9e40),
+    the script that scores the explanations of its fine-tuned models (their training answers, template 4 of
+    src/preprocess/prompt_templates.py, read "答案: {}. \\n 解释:{}"):
+
+    1. Not a string (None, NaN) -> "无答案", which is then scored as the explanation text.
+    2. No "解释:" (ASCII colon) in the output -> the whole output.
+    3. Else `split('解释:')[1].strip()`: the text between the first "解释:" and the next one (or the end).
+
+    The full-width "解释：" of the ChatGLM/GPT prompts does not split (those scripts cut with their own
+    regexes at generation time); neither does "解析：".
+    """
+    if not isinstance(output, str):
+        return NO_ANSWER
+    return output.split("解释:")[1].strip() if "解释:" in output else output
 
 
 _PUBMEDQA_LABEL = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
@@ -170,6 +221,7 @@ PARSERS: dict[str, Callable[[str, Options], str]] = {
     "strict": strict_letters,
     "first_run": first_capital_run,
     "ceval": ceval_letter,
+    "ceval_qilin": qilin_ceval_letter,
 }
 
 

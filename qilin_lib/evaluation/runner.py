@@ -33,6 +33,7 @@ from ..paths import results_dir
 from ..reporting import provenance
 from . import multiple_choice as mc
 from .benchmarks import Benchmark, load_benchmark
+from .extraction import cmexam_explanation
 from .metrics import explanation_scores, generation_scores, label_scores, mcq_scores
 from .scoring import Scorer
 from .voc import VOC_PROMPT, voc
@@ -84,7 +85,7 @@ def _with_groups(items: list[dict], rows: list[dict], score, keys: tuple = ("gro
 
 def mcq_metrics(items: list[dict], rows: list[dict], labels: bool = False, by_subject: bool = False) -> dict:
     """Accuracy and weighted F1 over answer strings (CMExam's definition); for PubMedQA (`labels`) the
-    yes/no/maybe accuracy and macro-F1 of the label the letter stands for."""
+    yes/no/maybe accuracy and macro-F1s of the label the letter stands for (an unparsed letter is "")."""
     options = items[0]["options"] if items else {}  # PubMedQA: the same three label options on every item
 
     def score(rs: list[dict]) -> dict:
@@ -93,11 +94,6 @@ def mcq_metrics(items: list[dict], rows: list[dict], labels: bool = False, by_su
                                 [options.get(r["pred"], "") for r in rs]) | {"n": len(rs)}
         return mcq_scores([r["answer"] for r in rs], [r["pred"] for r in rs]) | {"n": len(rs)}
     return _with_groups(items, rows, score, ("group", "subject") if by_subject else ("group",))
-
-
-def _explanation(output: str) -> str:
-    """The explanation part of a CMExam answer: after `解析：` when present, else the whole output."""
-    return output.split("解析：", 1)[1].strip() if "解析：" in output else output
 
 
 # ---------------------------------------------------------------------------------------- tasks
@@ -118,7 +114,9 @@ def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt
                                for name in parsers}
         with_expl = [(it, r) for it, r in zip(bench.items, rows) if it.get("explanation")]
         if bench.name == "cmexam" and with_expl:
-            metrics["generate_explanation"] = explanation_scores([_explanation(r["output"]) for _, r in with_expl],
+            # the explanation as CMExam's script cuts it (after "解释:"), scored against the gold one
+            explanations = [cmexam_explanation(r["output"]) for _, r in with_expl]
+            metrics["generate_explanation"] = explanation_scores(explanations,
                                                                  [it["explanation"] for it, _ in with_expl])
         preds["generate"] = rows
     if "loglik" in modes:

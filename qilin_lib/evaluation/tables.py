@@ -195,9 +195,11 @@ def voc_table(res: Results) -> pd.DataFrame | None:
 
 
 def pubmedqa_table(res: Results) -> pd.DataFrame | None:
+    """Accuracy, macro-F1 as PubMedQA's evaluation.py computes it, then macro-F1 over exactly yes/no/maybe."""
     ours = [{"model": m, "kind": f"ours ({res.profile})",
              "accuracy (generate)": _mode(res, m, "pubmedqa", "generate"),
              "macro_f1 (generate)": _mode(res, m, "pubmedqa", "generate", "macro_f1"),
+             "macro_f1_fixed_labels (generate)": _mode(res, m, "pubmedqa", "generate", "macro_f1_fixed_labels"),
              "accuracy (loglik)": _mode(res, m, "pubmedqa", "loglik"), "source": "this run"}
             for m in res.models if res.has(m, "pubmedqa")]
     if not ours:
@@ -249,7 +251,9 @@ CAPTIONS = {
     "eval_rag": "Retrieval-augmented answering: our BM25 (jieba) retriever; the paper's retriever is unpublished",
     "eval_voc": "Verification-of-Choice, OUR interpretation (AntGLM-Med's prompt is unpublished): each option "
                 "verified in turn, best verification score wins",
-    "eval_pubmedqa": "PubMedQA reasoning-required (yes/no/maybe): accuracy and macro-F1",
+    "eval_pubmedqa": "PubMedQA reasoning-required (yes/no/maybe): accuracy; macro_f1 = PubMedQA's evaluation.py "
+                     "(sklearn macro over the labels present, an unparsed answer being one extra label with F1 0); "
+                     "macro_f1_fixed_labels = macro over exactly yes/no/maybe",
     "eval_heldout": "Held-out perplexity on unseen wordings (over the stated facts and whole statements) and "
                     "the model's preference for the chosen answer on held-out DPO pairs",
     "eval_adaptation": "Task adaptation (AntGLM-Med stage 3): LoRA on the benchmark's training split",

@@ -8,6 +8,7 @@ import random
 
 from ...config import TinyDataConfig
 from .. import kg
+from ..chimed import EXPLANATION_MARK
 from ..records import conversation_from_pairs, dpo
 from .kb import _KB
 from .mcq import _mcq_item, _value_picker, format_mcq_prompt
@@ -31,8 +32,8 @@ def _sft(kb: _KB, sft_names: list[str], cfg: TinyDataConfig, rng: random.Random)
         e = kb.by_name[name]
         question, options, letter, expl = _mcq_item(kb, e, f, pick(name, f), rng.choice(SFT_MCQ_STEMS[f]),
                                                     pos, 5, rng)
-        single.append(conversation_from_pairs([(format_mcq_prompt(question, options), f"{letter}\n解析：{expl}")],
-                                              f"{SOURCE}/sft_mcq"))
+        answer = f"{letter}\n{EXPLANATION_MARK}{expl}"  # CMExam's layout: the letter line, then "解释:"
+        single.append(conversation_from_pairs([(format_mcq_prompt(question, options), answer)], f"{SOURCE}/sft_mcq"))
     rng.shuffle(single)
 
     multi = []

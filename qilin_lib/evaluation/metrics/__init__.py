@@ -7,7 +7,7 @@ path with `load_metric`. The math is in plain functions (`text_overlap`, `labels
 - `generation_scores`: the Huatuo-26M columns (BLEU-1..4, GLEU, ROUGE-1/2/L, Distinct-1/2), characters by default.
 - `explanation_scores`: CMExam explanations (BLEU-1/4 on jieba words, ROUGE-1/2/L on characters).
 - `mcq_scores`: CMExam answer accuracy and weighted F1.
-- `label_scores`: PubMedQA accuracy and macro-F1.
+- `label_scores`: PubMedQA accuracy, macro-F1 as its evaluation.py computes it, and macro-F1 over yes/no/maybe.
 
 Nothing is rounded here: tables round.
 """
@@ -88,7 +88,8 @@ def mcq_scores(golds: Sequence[str], preds: Sequence[str | None]) -> dict:
 def label_scores(
     golds: Sequence[str], preds: Sequence[str | None], labels: Sequence[str] = ("yes", "no", "maybe")
 ) -> dict:
-    """PubMedQA-style labels: accuracy and macro_f1 (x100) over the fixed `labels`."""
+    """PubMedQA-style labels (x100): accuracy, macro_f1 as PubMedQA's evaluation.py computes it (over the labels
+    present; an unparsed "" or None is one extra label) and macro_f1_fixed_labels (over exactly `labels`)."""
     return load_metric("pubmedqa_label").compute(
         predictions=list(preds), references=list(golds), labels=tuple(labels)
     )

@@ -4,8 +4,14 @@
   letter string (e.g. "ACD") with the gold one over *all* rows, a missing answer counting as wrong; F1 =
   scikit-learn weighted F1 with the answer strings themselves as labels (so "AC" and "ACD" are different
   classes), a missing answer being its own label ("无答案", the scripts' name) that no gold carries.
-- PubMedQA: accuracy and macro-F1 over the fixed labels yes/no/maybe, so a class the model never predicts
-  still counts (with F1 0) in the macro average.
+- PubMedQA, as its pubmedqa/pubmedqa evaluation.py (commit 3e7616d288b52edaf38f5fd5c59821c7806bde86)
+  computes them: `accuracy_score(truth, preds)` and `f1_score(truth, preds, average='macro')`, the macro
+  average running over every label that occurs in golds or predictions. That script reads one prediction per
+  test PMID from a JSON (it asserts all and only the test PMIDs are there), so an output we could not parse
+  has to be written down as something: it enters as one extra label, "无答案", the same for every unparsed
+  row. That label has F1 0 (no gold carries it), so with unparsed rows the average runs over four labels
+  (yes/no/maybe + 无答案), and a yes/no/maybe label that occurs in neither golds nor predictions is not
+  averaged at all. `macro_f1_fixed_labels` is the other reading, averaged over exactly yes/no/maybe.
 """
 
 from __future__ import annotations
@@ -39,12 +45,19 @@ def mcq_answer_scores(golds: Sequence[str], preds: Sequence[str | None]) -> dict
     return {"accuracy": _accuracy(golds, labelled), "weighted_f1": 100 * float(weighted)}
 
 
-def fixed_label_scores(golds: Sequence[str], preds: Sequence[str | None],
-                       labels: Sequence[str] = ("yes", "no", "maybe")) -> dict:
-    """`accuracy` and `macro_f1` (x100) over `labels`; a prediction outside them (unparsed) is simply wrong."""
+def pubmedqa_scores(golds: Sequence[str], preds: Sequence[str | None],
+                    labels: Sequence[str] = ("yes", "no", "maybe")) -> dict:
+    """`accuracy`, `macro_f1` (PubMedQA's evaluation.py) and `macro_f1_fixed_labels` (x100); "" or None
+    means nothing was parsed, which is wrong for accuracy and the label "无答案" for `macro_f1`."""
     _require_rows(golds, preds)
     if unknown := sorted(set(golds) - set(labels)):
         raise ValueError(f"gold labels {unknown} are not among {list(labels)}")
-    cleaned = [p or "" for p in preds]
-    macro = f1_score(list(golds), cleaned, labels=list(labels), average="macro", zero_division=0)
-    return {"accuracy": _accuracy(golds, cleaned), "macro_f1": 100 * float(macro)}
+    if NO_ANSWER in labels:
+        raise ValueError(f"{NO_ANSWER!r} is the unparsed-prediction label and cannot be a gold label")
+    labelled = [p or NO_ANSWER for p in preds]
+    # evaluation.py: f1_score(truth, preds, average='macro'), labels = those present; zero_division=0 is
+    # sklearn's default value minus the warning (the unparsed label has no gold, so its recall is 0/0).
+    official = f1_score(list(golds), labelled, average="macro", zero_division=0)
+    fixed = f1_score(list(golds), labelled, labels=list(labels), average="macro", zero_division=0)
+    return {"accuracy": _accuracy(golds, labelled), "macro_f1": 100 * float(official),
+            "macro_f1_fixed_labels": 100 * float(fixed)}

@@ -1,18 +1,21 @@
 """`evaluate` module: PubMedQA yes/no/maybe accuracy and macro-F1, x100.
 
-Protocol (DESIGN.md section 4): accuracy over all rows and scikit-learn macro-F1 over the fixed labels
-yes/no/maybe, so a class never predicted still counts. The math lives in `qilin_lib.evaluation.metrics.labels`.
+Protocol (DESIGN.md section 4): accuracy over all rows and scikit-learn macro-F1 as PubMedQA's own
+evaluation.py computes it (over the labels present, an unparsed prediction being one extra label), plus the
+macro-F1 over exactly yes/no/maybe as a second, named key. The math lives in
+`qilin_lib.evaluation.metrics.labels`.
 """
 
 import datasets
 import evaluate
 
-from qilin_lib.evaluation.metrics.labels import fixed_label_scores
+from qilin_lib.evaluation.metrics.labels import pubmedqa_scores
 
-_DESCRIPTION = """PubMedQA (reasoning-required) metrics: accuracy over all rows, and
-sklearn.metrics.f1_score(references, predictions, labels=["yes", "no", "maybe"], average="macro"), so a label
-absent from the predictions contributes F1 0 to the average. A prediction outside the labels (nothing parsed)
-is wrong. Both x100."""
+_DESCRIPTION = """PubMedQA (reasoning-required) metrics, as pubmedqa/pubmedqa evaluation.py: accuracy over all
+rows, and macro_f1 = sklearn.metrics.f1_score(references, predictions, average="macro"), averaged over every
+label present in references or predictions; a prediction with nothing parsed is the label "无答案" (F1 0), so
+unparsed rows add a fourth label to the average. macro_f1_fixed_labels = the same with labels=["yes", "no",
+"maybe"]: exactly those three, a label absent from both sides contributing F1 0. All x100."""
 
 _CITATION = """@inproceedings{jin2019pubmedqa,
   title={PubMedQA: A Dataset for Biomedical Research Question Answering},
@@ -25,7 +28,7 @@ Args:
     references: gold labels, each one of `labels`.
     labels: the label set (default ("yes", "no", "maybe")).
 Returns:
-    accuracy, macro_f1: x100.
+    accuracy, macro_f1 (PubMedQA's evaluation.py), macro_f1_fixed_labels: x100.
 Examples:
     >>> m = evaluate.load("qilin_lib/evaluation/metrics/pubmedqa_label")
     >>> m.compute(predictions=["yes", "no"], references=["yes", "no"])["accuracy"]
@@ -47,4 +50,4 @@ class PubmedqaLabel(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, labels: tuple[str, ...] = ("yes", "no", "maybe")) -> dict:
-        return fixed_label_scores(references, predictions, labels=labels)
+        return pubmedqa_scores(references, predictions, labels=labels)
