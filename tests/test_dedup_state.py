@@ -227,3 +227,13 @@ def test_ram_per_kept_document_is_the_lsh_entries_and_an_exact_hash(tmp_path):
     distinct = sum(d.reason != "exact" for d in decisions)
     assert dd.nbytes == long_kept * dd.lsh.bands * 8 + distinct * 12
     assert dd.disk_bytes == long_kept * (2 * dd._width + 8)
+
+
+def test_sketches_do_not_depend_on_how_the_batch_is_chunked():
+    rng = random.Random(0)
+    texts = [cjk(rng, rng.choice([0, 3, 10, 100, 5000, 70000])) for _ in range(120)]
+    dd = Deduplicator()
+    codes, lengths = normalize_batch(texts)
+    whole = dd.sketch(codes, lengths, chunk_chars=10**12)
+    for chunk in (1, 1000, 1 << 16):
+        assert all(np.array_equal(x, y) for x, y in zip(dd.sketch(codes, lengths, chunk_chars=chunk), whole))

@@ -81,15 +81,37 @@ class Deduplicator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def sketch(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def sketch(self, codes: np.ndarray, lengths: np.ndarray, chunk_chars: int = 1 << 16
+               ) -> tuple[np.ndarray, np.ndarray]:
         """(MinHash signatures uint32, stored rows uint16) of normalised texts. A stored row is the low
-        16 bits of the signature (b-bit MinHash), then the order sketch, then the character sketch."""
+        16 bits of the signature (b-bit MinHash), then the order sketch, then the character sketch.
+
+        Every value depends on its own text only, so the texts are sketched `chunk_chars` characters at
+        a time: the temporaries (~90 bytes a character: n-gram hashes, tokens, sort keys) stay a few MB
+        whatever the batch size."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        ends = np.cumsum(lengths)
+        sigs, rows, d0 = [], [], 0
+        while d0 < len(lengths) or not sigs:
+            c0 = int(ends[d0 - 1]) if d0 else 0
+            d1 = max(d0 + 1, int(np.searchsorted(ends, c0 + chunk_chars, side="right")))
+            d1 = min(d1, len(lengths))
+            sig, row = self._sketch(codes[c0:int(ends[d1 - 1]) if d1 else 0], lengths[d0:d1])
+            sigs.append(sig)
+            rows.append(row)
+            d0 = d1
+        if len(sigs) == 1:
+            return sigs[0], rows[0]
+        return np.concatenate(sigs), np.concatenate(rows)
+
+    def _sketch(self, codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
         keys, counts = self.hasher.ngram_keys(codes, lengths)
         sig = self.hasher.signatures_from_keys(keys, counts)
         parts = [(sig & np.uint32(0xFFFF)).astype(np.uint16)]
         if self.use_order:
             parts.append(order_sketch(keys, counts, cfg.order_buckets, cfg.sketch_bins, cfg.seed))
+        del keys
         if self.use_char:
             parts.append(char_multiset_sketch(codes, lengths, cfg.sketch_bins, cfg.seed))
         return sig, np.concatenate(parts, axis=1)

@@ -109,12 +109,13 @@ class LSHIndex:
             mask = _U64((1 << run.slot_bits) - 1)
             lo = skeys & ~mask                                  # the run's key prefix, slot offset 0
             left = np.searchsorted(run.entries, lo, side="left")
-            right = np.searchsorted(run.entries, lo | mask, side="right")
-            hit = np.flatnonzero(right > left)
+            found = (run.entries[np.minimum(left, len(run.entries) - 1)] & ~mask) == lo
+            hit = np.flatnonzero(found)
             if not len(hit):
                 continue
             start = left[hit]
-            c = np.minimum(right[hit] - start, self.max_bucket)
+            end = np.searchsorted(run.entries, lo[hit] | mask, side="right")
+            c = np.minimum(end - start, self.max_bucket)
             pos = np.repeat(start - (np.cumsum(c) - c), c) + np.arange(int(c.sum()), dtype=np.int64)
             rows_out.append(np.repeat(srows[hit], c))
             slots_out.append((run.entries[pos] & mask).astype(np.int64) + run.base)
