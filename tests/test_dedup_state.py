@@ -237,3 +237,40 @@ def test_sketches_do_not_depend_on_how_the_batch_is_chunked():
     whole = dd.sketch(codes, lengths, chunk_chars=10**12)
     for chunk in (1, 1000, 1 << 16):
         assert all(np.array_equal(x, y) for x, y in zip(dd.sketch(codes, lengths, chunk_chars=chunk), whole))
+
+
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(field)
+
+
+def test_a_merge_of_lsh_runs_never_holds_the_index_twice():
+    """Merging two runs of 16 + 8 MiB: the result is the sorted re-packed union, and the peak resident
+    memory during the merge stays a few MiB above the runs themselves (a merge that copied would add
+    the whole 24 MiB)."""
+    from qilin_lib.data.dedup import lsh
+
+    rng = np.random.default_rng(3)
+    a, b = lsh._anonymous(2_000_000), lsh._anonymous(1_000_000)
+    a[:] = np.sort(rng.integers(0, 2**64, len(a), dtype=np.uint64) & ~np.uint64(0x1FFFFF)
+                   | rng.integers(0, 2_000_000, len(a), dtype=np.uint64))
+    b[:] = np.sort(rng.integers(0, 2**64, len(b), dtype=np.uint64) & ~np.uint64(0xFFFFF)
+                   | rng.integers(0, 1_000_000, len(b), dtype=np.uint64))
+    a_keys, a_slots = a >> np.uint64(21), a & np.uint64(0x1FFFFF)
+    b_keys, b_slots = b >> np.uint64(20), (b & np.uint64(0xFFFFF)) + np.uint64(2_000_000)
+    runs = [lsh._Run(a, 0, 1_999_999, 21), lsh._Run(b, 2_000_000, 2_999_999, 20)]
+    del a, b
+    try:
+        Path("/proc/self/clear_refs").write_text("5")          # reset the peak (VmHWM) to the current RSS
+        before = _status_mib("VmRSS")
+    except OSError:
+        pytest.skip("needs /proc/self/clear_refs to measure the peak")
+    merged = lsh._merge(runs.pop(0), runs.pop())
+    peak = _status_mib("VmHWM") - before
+    assert merged.slot_bits == 22 and (merged.base, merged.top) == (0, 2_999_999)
+    keys = np.concatenate((a_keys >> np.uint64(1), b_keys >> np.uint64(2)))     # 42 key bits left
+    want = np.sort((keys << np.uint64(22)) | np.concatenate((a_slots, b_slots)))
+    assert np.array_equal(merged.entries, want)
+    assert peak < 8, f"merge peak {peak:.1f} MiB above the runs"

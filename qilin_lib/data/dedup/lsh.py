@@ -9,6 +9,7 @@ many others.
 from __future__ import annotations
 
 import functools
+import mmap
 from typing import NamedTuple
 
 import numpy as np
@@ -58,8 +59,8 @@ class LSHIndex:
 
     The run structure (which entries share a run) decides which `max_bucket` entries a lookup reads, so
     runs merge exactly as before: the last two whenever the newer holds at least half as many entries.
-    A merge grows the older run in place and sorts it in place, so it never holds both runs and a
-    merged copy at once.
+    A merge writes both runs into a fresh array chunk by chunk, giving each chunk's pages back as it goes,
+    and sorts in place, so it never holds both runs and a merged copy at once.
     """
 
     def __init__(self, num_perm: int, threshold: float, bands: int | None = None, rows: int | None = None,
@@ -167,30 +168,53 @@ def _slot_bits(span: int) -> int:
     return bits
 
 
-def _merge(older: _Run, newer: _Run, chunk: int = 1 << 20) -> _Run:
+def _merge(older: _Run, newer: _Run, chunk: int = 1 << 18) -> _Run:
     """One run holding both (all of older's slots are smaller), re-packed with the bits the merged slot
-    range needs. The older array grows in place (realloc: large blocks are remapped, not copied) and is
-    sorted in place, and re-packing goes chunk by chunk, so no second array as large as the index ever
-    exists (the 64-bit runs concatenated and argsorted: three times the index for a moment)."""
-    base, old_bits, entries = older.base, older.slot_bits, older.entries
-    del older                                    # the caller holds no reference: entries can grow in place
-    bits = _slot_bits(newer.top - base)
+    range needs, without holding the index twice: the merged array is a fresh anonymous memory map
+    (its pages become resident only as they are written), each `chunk` of the two runs is re-packed into
+    it and then given back (`_release`), and the result is sorted in place. Peak: the index plus a chunk.
+    (The 64-bit runs were concatenated and argsorted: three times the index for a moment; growing the
+    older array with ndarray.resize copies it.) The caller must hold no reference to either run."""
+    base, old_bits, head = older.base, older.slot_bits, older.entries
+    shift, new_bits, top, tail = _U64(newer.base - base), newer.slot_bits, newer.top, newer.entries
+    del older, newer
+    bits = _slot_bits(top - base)
     keep_key, old_mask, new_mask = (~_U64((1 << bits) - 1), _U64((1 << old_bits) - 1),
-                                    _U64((1 << newer.slot_bits) - 1))
-    n_old = len(entries)
-    try:
-        entries.resize(n_old + len(newer.entries), refcheck=True)
-    except ValueError:                           # a view of it exists somewhere: copy instead
-        entries = np.concatenate((entries, np.empty(len(newer.entries), np.uint64)))
-    shift = _U64(newer.base - base)
+                                    _U64((1 << new_bits) - 1))
+    n_old = len(head)
+    entries = _anonymous(n_old + len(tail))
     for s in range(0, n_old, chunk):
-        v = entries[s:s + chunk]
-        v[:] = (v & keep_key) | (v & old_mask)
-    for s in range(0, len(newer.entries), chunk):
-        v = newer.entries[s:s + chunk]
+        v = head[s:s + chunk]
+        entries[s:s + len(v)] = (v & keep_key) | (v & old_mask)
+        _release(head, s, s + len(v))
+    del head, v
+    for s in range(0, len(tail), chunk):
+        v = tail[s:s + chunk]
         entries[n_old + s:n_old + s + len(v)] = (v & keep_key) | ((v & new_mask) + shift)
+        _release(tail, s, s + len(v))
+    del tail
     entries.sort()
-    return _Run(entries, base, newer.top, bits)
+    return _Run(entries, base, top, bits)
+
+
+def _anonymous(n: int) -> np.ndarray:
+    """An uninitialised uint64 array on an anonymous memory map of its own (its pages can be given back
+    one range at a time, `_release`)."""
+    if n * 8 < mmap.PAGESIZE * 16:
+        return np.empty(n, np.uint64)
+    return np.frombuffer(mmap.mmap(-1, n * 8), dtype=np.uint64)
+
+
+def _release(arr: np.ndarray, start: int, stop: int) -> None:
+    """Give the whole pages under arr[start:stop] back to the OS (an `_anonymous` array that is no longer
+    read there; a no-op for other arrays and where madvise is missing)."""
+    mm = arr.base.obj if isinstance(arr.base, memoryview) else arr.base     # (np.frombuffer's base)
+    if not isinstance(mm, mmap.mmap) or not hasattr(mm, "madvise"):
+        return
+    page = mmap.PAGESIZE
+    lo, hi = -(-start * 8 // page) * page, stop * 8 // page * page
+    if hi > lo:
+        mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 # ------------------------------------------------------------------------------------ candidate pairs
