@@ -40,8 +40,8 @@ CONFIGS = {
 FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"}
 TEMPLATES = (
     "{a}是一种常见疾病，主要症状包括{b}、{c}和{d}。患者应到{e}就诊，常用检查有{f}和{g}，治疗药物包括{h}及{i}。",
-    "问：{a}患者出现{b}怎么办？答：建议尽快到{e}就诊，完善{f}、{g}等检查，在医生指导下使用{h}或{i}，注意休息，"
-    "避免{c}，饮食清淡，多饮水。",
+    ("问：{a}患者出现{b}怎么办？答：建议尽快到{e}就诊，完善{f}、{g}等检查，在医生指导下使用{h}或{i}，注意休息，"
+     "避免{c}，饮食清淡，多饮水。"),
     "以下哪项是{a}的典型表现？A. {b} B. {c} C. {d} D. {e} E. {f}。答案：{g}。解析：{a}常见于{h}人群，{i}。",
 )
 

@@ -220,7 +220,7 @@ def test_ram_per_kept_document_is_the_lsh_entries_and_an_exact_hash(tmp_path):
     """The figures the module docstrings give: 8 bytes per band and 12 per distinct text in RAM."""
     rng = random.Random(4)
     texts = [cjk(rng, rng.randint(30, 200)) for _ in range(3000)]
-    texts += ["短句%d" % (i % 50) for i in range(500)]                           # 50 distinct short texts
+    texts += [f"短句{i % 50}" for i in range(500)]                           # 50 distinct short texts
     dd = Deduplicator(DedupConfig(batch_size=300), tmp_dir=tmp_path)
     decisions = list(dedup_stream(texts, deduplicator=dd))
     long_kept = sum(d.keep and not d.short for d in decisions)
