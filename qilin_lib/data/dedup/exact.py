@@ -58,11 +58,24 @@ class ExactIndex:
         self.size += len(hashes)
         while len(self._runs) > 1 and len(self._runs[-1][0]) * 2 >= len(self._runs[-2][0]):
             (k2, f2), (k1, f1) = self._runs.pop(), self._runs.pop()
-            keys = np.concatenate((k1, k2))
-            del k1, k2
-            order = np.argsort(keys)
-            self._runs.append((keys[order], np.concatenate((f1, f2))[order]))
+            self._runs.append(_merge(k1, f1, k2, f2))
 
     @property
     def nbytes(self) -> int:
         return sum(k.nbytes + f.nbytes for k, f in self._runs)
+
+
+def _merge(k1: np.ndarray, f1: np.ndarray, k2: np.ndarray, f2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs with no hash in common -> one (a linear merge: where each of the smaller run's
+    hashes goes, then everything else in order; no sort, and no index array over the whole index)."""
+    if len(k2) > len(k1):
+        k1, f1, k2, f2 = k2, f2, k1, f1
+    n = len(k1) + len(k2)
+    at = np.searchsorted(k1, k2)
+    at += np.arange(len(k2))                     # positions of the smaller run in the merged one
+    rest = np.ones(n, dtype=bool)
+    rest[at] = False
+    keys, first = np.empty(n, np.uint64), np.empty(n, np.uint32)
+    keys[at], first[at] = k2, f2
+    keys[rest], first[rest] = k1, f1
+    return keys, first
