@@ -144,6 +144,10 @@ def test_query_reports_duplicates_of_kept_documents_and_leaves_the_state_alone(t
     got, want = a.query(probe), b.process(probe)
     assert as_rows(got) == as_rows(want)
     assert {d.reason for d in got} == {"kept", "near", "exact"}
+    # looked up in slices (bounded memory): the same decisions, indices still positions in the input
+    a.config = DedupConfig(batch_size=7, batch_chars=500)
+    sliced = a.query(probe)
+    assert as_rows(sliced) == as_rows(got) and [d.index for d in sliced] == list(range(len(probe)))
 
 
 def test_query_on_an_empty_engine_keeps_everything():

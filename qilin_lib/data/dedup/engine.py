@@ -263,15 +263,29 @@ class Deduplicator:
         """For each text, the decision `process` would give it against the documents kept so far, without
         keeping it and without comparing the texts with each other (e.g. to find evaluation items that
         the training corpus contains: decontamination). `Decision.index` is the position in `texts`;
-        the state, and so every later decision, is left unchanged."""
-        texts, decisions, long_idx, codes, lengths, bounds = self._exact_and_long(texts, 0, register=False)
+        the state, and so every later decision, is left unchanged. Texts are looked up in slices of
+        `batch_size` documents / `batch_chars` characters (independent lookups: the same result, bounded
+        memory)."""
+        cfg, out, start = self.config, [], 0
+        lengths = [len(t) if isinstance(t, str) else 0 for t in texts]
+        while start < len(texts):
+            stop, chars = start, 0
+            while stop < len(texts) and stop - start < cfg.batch_size and (stop == start or chars < cfg.batch_chars):
+                chars += lengths[stop]
+                stop += 1
+            out += self._query_batch(texts[start:stop], start)
+            start = stop
+        return out
+
+    def _query_batch(self, texts: Sequence[str], base: int) -> list[Decision]:
+        texts, decisions, long_idx, codes, lengths, bounds = self._exact_and_long(texts, base, register=False)
         if long_idx:
             stored, skeys, srows, _ = self._long_sketches(codes, lengths, bounds, long_idx)
             prev = self._best_kept(stored, *self.lsh.query_sorted(skeys, srows))
             for r, i in enumerate(long_idx):
                 if r in prev:
                     sim, _, dup = prev[r]
-                    decisions[i] = Decision(i, False, "near", dup, round(float(sim), 4))
+                    decisions[i] = Decision(base + i, False, "near", dup, round(float(sim), 4))
                 else:
-                    decisions[i] = Decision(i, True, "kept")
+                    decisions[i] = Decision(base + i, True, "kept")
         return decisions  # type: ignore[return-value]
