@@ -245,8 +245,11 @@ def _build_corpus(corpus: str, records: Iterable[dict], path: Path, cfg: Profile
     # one: near-duplicate text, distinct training signal. DPO is therefore deduplicated exactly only.
     dedup_cfg = dataclasses.replace(cfg.data.dedup, near=False) if corpus == "dpo" else cfg.data.dedup
     report, counts = DedupReport(), CorpusCounts(corpus)
+    # The engine's stored rows (776 bytes per kept document) go to an anonymous temporary file next to
+    # the outputs (the artifact's directory being written, on the disk that holds the corpora), not to
+    # a /tmp that may be small or in RAM; it never has a name there and is gone when the corpus is done.
     kept = iter_dedup_records(records, text_key=lambda r: chimed.dedup_text(r, corpus), config=dedup_cfg,
-                              progress=progress, report=report)
+                              progress=progress, report=report, tmp_dir=path.parent)
     with CorpusWriter(path, corpus_features(corpus)) as writer:
         for rec in kept:
             writer.write(rec)

@@ -3,7 +3,8 @@ Models Better"), as Qilin-Med did for ChiMed.
 
 Two stages, applied in one streaming pass that keeps the first occurrence of every duplicate group:
 
-1. Exact duplicates: documents whose *normalised* text is identical (compared by a 128-bit BLAKE2b hash).
+1. Exact duplicates: documents whose *normalised* text is identical (compared by a 64-bit BLAKE2b hash;
+   collision odds in exact.py).
    `normalize_text` applies, in this order: Unicode NFKC (full-width ASCII letters, digits and
    punctuation become half-width, the ideographic space becomes a space, compatibility characters such
    as "℃", "㎎", "Ⅱ", "①" are unfolded); a mapping of the CJK punctuation that NFKC leaves alone to ASCII
@@ -30,17 +31,22 @@ Two stages, applied in one streaming pass that keeps the first occurrence of eve
    EditSim >= 0.8 and 96% >= 0.7; planted 5-15%-edited copies are found with recall > 0.99.
 
 A document is compared only with documents that were *kept*, so a removed document never pulls in a
-third one (no chaining). Memory grows with the number of kept documents, never with their text: per
-kept long document a stored row (16-bit MinHash signature + two 128-bin sketches, 768 B) and one LSH
-entry per band (64 x 12 B); per distinct text an exact-hash entry (~80 B); about 1.7 KB per document
-with the defaults. The input is consumed in batches bounded by a document count and a character count,
-and only hashes survive a batch. Results are deterministic given `seed`.
+third one (no chaining). Memory grows with the number of kept documents, never with their text. In RAM:
+per kept long document one LSH entry per band (8 bytes: 512 B with 64 bands), per distinct text an
+exact-hash entry (12 B). On disk, in an anonymous temporary file (`tmp_dir`, removed on close): per kept
+long document its stored row (16-bit MinHash signature + two 128-bin sketches + its stream index, 776 B),
+read back only when it is a candidate. The input is consumed in batches bounded by a document count and a
+character count, and only hashes survive a batch. Results are deterministic given `seed`.
+`Deduplicator.query(texts)` gives the decision each text would get against the documents kept so far
+without keeping it (decontamination).
 
 Layout (one concept per module):
     normalize.py   normalize_text, normalize_batch, exact_hash, shingles, NORMALIZATION
+    exact.py       ExactIndex (64-bit hashes of normalised texts in sorted runs), text_hashes
     minhash.py     MinHasher; the verification sketches oph_sketch, order_sketch, char_multiset_sketch,
                    sketch_jaccard, EMPTY
     lsh.py         LSHIndex, optimal_param (and the candidate-pair helpers)
+    rows.py        RowStore: the stored rows of kept documents in a temporary file
     report.py      Decision, SourceCounts, DedupReport
     engine.py      Deduplicator
     stream.py      dedup_stream, iter_dedup_records, dedup_records
@@ -49,7 +55,8 @@ Public API (all importable from qilin_lib.data.dedup):
     dedup_records(records, text_key="text", config=None, progress=True) -> (kept records, DedupReport)
     iter_dedup_records(...)                  the same as a generator (the report fills as it goes)
     dedup_stream(texts, config=None)         -> iterator of Decision (index, keep, reason, dup_of, ...)
-    Deduplicator                             the stateful engine behind all three (batch API)
+    Deduplicator                             the stateful engine behind all three (batch API: process,
+                                             query, nbytes in RAM, disk_bytes, close)
     MinHasher, LSHIndex, optimal_param       the vectorised MinHash and the banded index
     order_sketch, char_multiset_sketch, oph_sketch, sketch_jaccard   the verification sketches
     normalize_text, normalize_batch, exact_hash, shingles   helpers (shingles: pure-Python reference)

@@ -39,8 +39,9 @@ def normalize_text(text: str) -> str:
 
 
 def exact_hash(normalized: str) -> bytes:
-    """128-bit BLAKE2b digest of the normalised text (as UTF-32-LE): the key of the exact stage."""
-    return hashlib.blake2b(normalized.encode("utf-32-le", "surrogatepass"), digest_size=16).digest()
+    """64-bit BLAKE2b digest of the normalised text (as UTF-32-LE): the key of the exact stage (the
+    little-endian uint64 that `exact.text_hashes` computes for a batch; collisions: see exact.py)."""
+    return hashlib.blake2b(normalized.encode("utf-32-le", "surrogatepass"), digest_size=8).digest()
 
 
 _FAST: tuple[np.ndarray, np.ndarray] | None = None

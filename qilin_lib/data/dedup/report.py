@@ -47,7 +47,8 @@ class DedupReport:
     rows: int = 0
     normalization: str = NORMALIZATION
     seconds: float = 0.0
-    index_bytes: int = 0           # persistent near-duplicate state at the end (LSH, signatures)
+    index_bytes: int = 0           # dedup state in RAM at the end (LSH and exact-hash runs)
+    index_disk_bytes: int = 0      # stored rows of the kept documents in the temporary file at the end
 
     def add(self, source: str, d: Decision) -> None:
         sc = self.per_source.setdefault(source, SourceCounts())

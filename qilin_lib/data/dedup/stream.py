@@ -1,13 +1,15 @@
 """The streaming API: texts or records in, one Decision per text (or the kept records) out, in input order.
 
 The input is pulled lazily in batches bounded by a document count and a character count, so a generator
-over a corpus larger than memory can be deduplicated; only hashes of the texts outlive a batch.
+over a corpus larger than memory can be deduplicated; only hashes of the texts outlive a batch (and the
+stored rows of kept documents, in a temporary file: `tmp_dir`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import time
 from typing import Any, Callable, Iterable, Iterator
 
@@ -47,13 +49,20 @@ def _batches(items: Iterable[Any], text_of: Callable[[Any], str] | None, max_doc
 
 
 def dedup_stream(texts: Iterable[str], config: DedupConfig | None = None, *,
-                 deduplicator: Deduplicator | None = None) -> Iterator[Decision]:
+                 deduplicator: Deduplicator | None = None, tmp_dir: str | os.PathLike | None = None
+                 ) -> Iterator[Decision]:
     """Yield one Decision per input text, in order, consuming `texts` lazily in batches of
-    `config.batch_size` documents / `config.batch_chars` characters."""
-    dd = deduplicator or Deduplicator(config)
+    `config.batch_size` documents / `config.batch_chars` characters. A `deduplicator` passed in stays
+    open (its state can serve later queries); one made here (stored rows under `tmp_dir`) is closed at
+    the end."""
+    dd = deduplicator or Deduplicator(config, tmp_dir=tmp_dir)
     cfg = dd.config
-    for _, batch in _batches(texts, None, cfg.batch_size, cfg.batch_chars):
-        yield from dd.process(batch)
+    try:
+        for _, batch in _batches(texts, None, cfg.batch_size, cfg.batch_chars):
+            yield from dd.process(batch)
+    finally:
+        if deduplicator is None:
+            dd.close()
 
 
 def _text_getter(text_key: str | Callable[[dict], str]) -> Callable[[dict], str]:
@@ -64,12 +73,14 @@ def _text_getter(text_key: str | Callable[[dict], str]) -> Callable[[dict], str]
 
 def iter_dedup_records(records: Iterable[dict], *, text_key: str | Callable[[dict], str] = "text",
                        config: DedupConfig | None = None, progress: bool = True,
-                       report: DedupReport | None = None, source_key: str = "source") -> Iterator[dict]:
+                       report: DedupReport | None = None, source_key: str = "source",
+                       tmp_dir: str | os.PathLike | None = None) -> Iterator[dict]:
     """Yield the kept records in input order (first occurrence wins); `report`, if given, is filled in
-    as the stream is consumed (complete once the generator is exhausted)."""
+    as the stream is consumed (complete once the generator is exhausted). The engine's stored rows go
+    to a temporary file under `tmp_dir` (default: the system's), removed at the end."""
     from tqdm.auto import tqdm
 
-    dd = Deduplicator(config)
+    dd = Deduplicator(config, tmp_dir=tmp_dir)
     cfg = dd.config
     rep = report if report is not None else DedupReport()
     rep.config, rep.bands, rep.rows = dataclasses.asdict(cfg), dd.lsh.bands, dd.lsh.rows
@@ -88,12 +99,13 @@ def iter_dedup_records(records: Iterable[dict], *, text_key: str | Callable[[dic
     finally:
         bar.close()
         rep.seconds = time.perf_counter() - t0
-        rep.index_bytes = dd.nbytes
+        rep.index_bytes, rep.index_disk_bytes = dd.nbytes, dd.disk_bytes
+        dd.close()
 
 
 def dedup_records(records: Iterable[dict], *, text_key: str | Callable[[dict], str] = "text",
-                  config: DedupConfig | None = None, progress: bool = True
-                  ) -> tuple[list[dict], DedupReport]:
+                  config: DedupConfig | None = None, progress: bool = True,
+                  tmp_dir: str | os.PathLike | None = None) -> tuple[list[dict], DedupReport]:
     """Exact + near deduplication of records (first occurrence kept). Works on any iterable, including
     generators: the input is read in batches and only hashes of the texts are retained.
 
@@ -102,5 +114,5 @@ def dedup_records(records: Iterable[dict], *, text_key: str | Callable[[dict], s
     """
     report = DedupReport()
     kept = list(iter_dedup_records(records, text_key=text_key, config=config, progress=progress,
-                                   report=report))
+                                   report=report, tmp_dir=tmp_dir))
     return kept, report
