@@ -2,8 +2,11 @@
 determinism under its seed, degenerate and invalid inputs, and that every bootstrapped metric recomputed
 from per-item statistics with unit weights equals the metric itself."""
 
+import json
 import math
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from qilin_lib.evaluation import intervals as iv
 from qilin_lib.evaluation.metrics import char_tokens, generation_scores, jieba_tokens, explanation_scores
 
 SPEC = iv.IntervalSpec(resamples=400, seed=7)
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "paper" / "reference.json"
 
 
 def test_wilson_matches_the_closed_form_by_hand():
@@ -111,3 +115,91 @@ def test_generation_intervals_contain_the_metric():
     for key, value in scores.items():
         lo, hi = got[f"{key}_ci95"]
         assert lo <= value <= hi and lo < hi, key
+
+
+# ------------------------------------------------------------------ the runner's metrics carry intervals
+def _mcq(n: int = 40, seed: int = 0):
+    rng = random.Random(seed)
+    items = [{"id": f"q{i}", "options": {k: k for k in "ABCD"}, "group": "taught" if i % 4 else "control"}
+             for i in range(n)]
+    rows = [{"id": it["id"], "answer": rng.choice("ABCD"), "pred": rng.choice(["A", "B", "C", "D", ""])} for it in items]
+    return items, rows
+
+
+def test_mcq_metrics_carry_an_interval_beside_every_metric_overall_and_per_group():
+    from qilin_lib.evaluation.runner import mcq_metrics
+
+    items, rows = _mcq()
+    out = mcq_metrics(items, rows, intervals=SPEC)
+    for block in (out, out["by_group"]["taught"], out["by_group"]["control"]):
+        for key in ("accuracy", "weighted_f1"):
+            lo, hi = block[f"{key}_ci95"]
+            assert lo <= block[key] <= hi and hi - lo > 0
+        correct = sum(r["answer"] == r["pred"] for r in rows) if block is out else None
+        if correct is not None:
+            assert block["accuracy_ci95"] == pytest.approx(iv.accuracy_interval([True] * correct + [False] * (40 - correct)))
+    pubmed = [{"id": f"p{i}", "options": {"A": "yes", "B": "no", "C": "maybe"}} for i in range(30)]
+    prs = [{"id": it["id"], "answer": "ABC"[i % 3], "pred": "AB"[i % 2]} for i, it in enumerate(pubmed)]
+    out = mcq_metrics(pubmed, prs, labels=True, intervals=SPEC)
+    assert out["macro_f1_ci95"][0] <= out["macro_f1"] <= out["macro_f1_ci95"][1]
+
+
+def test_qa_and_explanation_metrics_carry_an_interval_beside_every_metric():
+    from qilin_lib.evaluation.runner import explanation_metrics, text_metrics
+
+    outs = ["患者发热咳嗽多喝水", "高血压要服药", "建议就医", "糖尿病控制饮食和运动"] * 3
+    refs = ["发热咳嗽多喝水休息", "高血压需长期服药", "请及时就医检查", "糖尿病要控制饮食"] * 3
+    for out in (text_metrics(outs, refs, SPEC), explanation_metrics(outs, refs, SPEC)):
+        metrics = [k for k in out if not k.endswith("_ci95")]
+        assert metrics and all(f"{k}_ci95" in out for k in metrics)
+        assert all(out[f"{k}_ci95"][0] <= out[k] <= out[f"{k}_ci95"][1] for k in metrics)
+
+
+# ---------------------------------------------------------------------------------------- tables
+def _plant(root, model: str, task: str, metrics: dict, preds: list[dict]) -> None:
+    out = root / "results" / "tiny"
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    (out / f"eval_{model}_{task}.json").write_text(json.dumps(
+        {"model": model, "task": task, "metrics": metrics,
+         "protocol": {"parsers": ["cmexam"], "intervals": SPEC.protocol()}}))
+    (out / "predictions" / f"{model}_{task}.jsonl").write_text("\n".join(json.dumps(p) for p in preds) + "\n")
+
+
+def test_tables_show_intervals_and_mark_differences_outside_them(tmp_path, monkeypatch):
+    from qilin_lib.evaluation.runner import mcq_metrics
+    from qilin_lib.evaluation.tables import LO, Results, display_frame, knowledge_table, write_eval_tables
+
+    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
+    (tmp_path / "results" / "paper").mkdir(parents=True)
+    shutil.copy(REFERENCE, tmp_path / "results" / "paper" / "reference.json")
+    rng = random.Random(5)
+    items = [{"id": f"q{i}", "options": {}, "group": "taught" if i < 60 else "control"} for i in range(90)]
+    for model, p_taught in (("base", 0.25), ("dcpt", 0.9)):   # dcpt learnt the taught facts, not the control
+        preds = []
+        for mode in ("generate", "loglik", "cloze_sum", "cloze_token", "cloze_char", "cloze_calibrated"):
+            rows = [{"mode": mode, "id": it["id"], "answer": "A", "group": it["group"],
+                     "pred": "A" if rng.random() < (p_taught if it["group"] == "taught" else 0.25) else "B"}
+                    for it in items]
+            preds += rows
+        metrics = {m: mcq_metrics(items, [r for r in preds if r["mode"] == m], intervals=SPEC)
+                   for m in ("loglik", "cloze_sum", "cloze_token", "cloze_char", "cloze_calibrated")}
+        metrics["generate"] = {"cmexam": mcq_metrics(items, [r for r in preds if r["mode"] == "generate"],
+                                                     intervals=SPEC)}
+        _plant(tmp_path, model, "cmexam", metrics, preds)
+
+    table = knowledge_table(Results("tiny"), "cmexam")
+    taught = table[(table["model"] == "dcpt") & (table["items"] == "taught")].iloc[0]
+    assert taught[f"loglik{LO}"] < taught["loglik"] < taught["loglik ci95_hi"]
+    diffs = table[table["items"].str.startswith("Δ")]
+    assert set(diffs["items"]) == {"Δ taught − control", "Δ taught: dcpt − base", "Δ control: dcpt − base"}
+    shown = display_frame(table)
+    by_items = {(m, i): row for (m, i), row in zip(zip(table["model"], table["items"]), shown.to_dict("records"))}
+    assert by_items[("dcpt", "Δ taught: dcpt − base")]["loglik"].endswith("*")       # +65 points: outside
+    assert not by_items[("dcpt", "Δ control: dcpt − base")]["loglik"].endswith("*")  # same 25% rate: inside
+    assert by_items[("dcpt", "taught")]["loglik"].count("[") == 1 and f"loglik{LO}" not in shown.columns
+
+    paths = write_eval_tables("tiny")["eval_knowledge_cmexam"]
+    csv_header = paths["csv"].read_text("utf-8").splitlines()[0].split(",")
+    assert "loglik ci95_lo" in csv_header and "loglik ci95_hi" in csv_header
+    md = paths["md"].read_text("utf-8")
+    assert "* = the difference's 95% interval excludes 0" in md and " *" in md

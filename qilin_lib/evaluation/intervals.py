@@ -15,7 +15,7 @@ Methods (stored in every result's `protocol.intervals`):
   DasGupta 2001).
 - **Corpus-level metrics** (weighted / macro F1, BLEU-n, GLEU, ROUGE-1/2/L, Distinct-n): percentile
   bootstrap over items, `resamples` resamples drawn with numpy's PCG64 from `seed`. A resample is a row of
-  multinomial item counts (weights), and every metric is recomputed from per-item sufficient statistics
+  item counts (weights: how often each item is among n indices drawn with replacement), and every metric is recomputed from per-item sufficient statistics
   weighted by those counts (BLEU: clipped matches, possible n-grams and lengths per order; GLEU: nltk's
   matched / all n-grams per sentence; ROUGE and Distinct: the per-sentence scores they average; F1: the
   confusion counts per label), so 1,000 resamples cost one matrix product rather than 1,000 metric calls;
@@ -33,6 +33,7 @@ fraction for Distinct) and in the result JSON sit beside the metric as `<metric>
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -88,11 +89,21 @@ def accuracy_interval(correct: Sequence[bool]) -> list[float]:
 
 # ------------------------------------------------------------------------------------ bootstrap
 def resample_weights(n: int, spec: IntervalSpec) -> np.ndarray:
-    """(resamples, n) item counts of `spec.resamples` bootstrap resamples of n items (rows sum to n)."""
+    """(resamples, n) item counts of `spec.resamples` bootstrap resamples of n items (rows sum to n): row r
+    counts how often each item is among n indices drawn uniformly with replacement. Read-only and cached:
+    every metric block of a result with the same number of items reuses one draw."""
     if n <= 0:
         raise ValueError("an interval needs at least one item")
-    rng = np.random.default_rng(spec.seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=spec.resamples).astype(np.float64)
+    return _weights(n, spec.resamples, spec.seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    flat = (draws + n * np.arange(resamples)[:, None]).ravel()  # one bincount for all rows at once
+    weights = np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+    weights.flags.writeable = False
+    return weights
 
 
 def percentile_interval(stats: np.ndarray, what: str = "metric") -> list[float]:
@@ -138,9 +149,9 @@ def _f1_from_weights(golds: Sequence[str], preds: Sequence[str], weights: np.nda
         gold_onehot[row, index[g]] = 1
         if p in index:  # a prediction outside fixed labels counts as wrong and belongs to no label
             pred_onehot[row, index[p]] = 1
-    support = weights @ gold_onehot
-    predicted = weights @ pred_onehot
-    tp = weights @ (gold_onehot * pred_onehot)
+    c = len(classes)
+    counts = weights @ np.hstack([gold_onehot, pred_onehot, gold_onehot * pred_onehot])  # one product, not three
+    support, predicted, tp = counts[:, :c], counts[:, c:2 * c], counts[:, 2 * c:]
     f1 = _ratio(2 * tp, support + predicted)
     if average == "macro":
         return 100 * f1.mean(axis=1)

@@ -91,6 +91,7 @@ class Estimate(float):
     def __new__(cls, value: float, interval, digits: int = 1):
         est = super().__new__(cls, round(value, digits))
         est.lo, est.hi = (round(float(b), digits) for b in interval)
+        est.digits = digits
         return est
 
 
@@ -103,24 +104,28 @@ def _val(res: Results, model: str, task: str, *path: str, digits: int = 1):
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     """A table from row dicts, each Estimate expanded into its value and `ci95_lo` / `ci95_hi` columns."""
-    expanded = []
+    expanded, digits = [], {}
     for row in rows:
         out = {}
         for key, value in row.items():
             out[key] = float(value) if isinstance(value, Estimate) else value
             if isinstance(value, Estimate):
                 out[key + LO], out[key + HI] = value.lo, value.hi
+                digits[key] = value.digits
         expanded.append(out)
-    return pd.DataFrame(expanded)
+    df = pd.DataFrame(expanded)
+    df.attrs["digits"] = digits  # what display_frame prints each interval column with
+    return df
 
 
 def _number(x) -> bool:
     return isinstance(x, (int, float)) and not (isinstance(x, float) and math.isnan(x))
 
 
-def display_frame(df: pd.DataFrame, marked: pd.Series | None = None) -> pd.DataFrame:
-    """Markdown / LaTeX view: `value [lo, hi]` in one cell and the interval columns dropped; rows in `marked`
-    (differences) get MARK where the interval excludes 0."""
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Markdown / LaTeX / notebook view: `value [lo, hi]` in one cell and the interval columns dropped;
+    difference rows (`items` starting with DIFFERENCE) are signed and get MARK where the interval excludes 0."""
+    marked = df["items"].astype(str).str.startswith(DIFFERENCE) if "items" in df.columns else None
     out = df.copy()
     for col in [c for c in df.columns if f"{c}{LO}" in df.columns]:
         cells = []
@@ -128,9 +133,10 @@ def display_frame(df: pd.DataFrame, marked: pd.Series | None = None) -> pd.DataF
             if not (_number(v) and _number(lo) and _number(hi)):
                 cells.append(v)
                 continue
-            mark = MARK if marked is not None and marked.iloc[i] and excludes_zero((lo, hi)) else ""
-            sign = "+" if marked is not None and marked.iloc[i] and v > 0 else ""
-            cells.append(f"{sign}{v:g} [{lo:g}, {hi:g}]{mark}")
+            difference = marked is not None and bool(marked.iloc[i])
+            mark = MARK if difference and excludes_zero((lo, hi)) else ""
+            d = df.attrs.get("digits", {}).get(col, 1)
+            cells.append(f"{v:{'+' if difference else ''}.{d}f} [{lo:.{d}f}, {hi:.{d}f}]{mark}")
         out[col] = pd.Series(cells, index=df.index, dtype=object)
         out = out.drop(columns=[col + LO, col + HI])
     return out
@@ -406,7 +412,6 @@ def write_eval_tables(profile: str) -> dict[str, dict]:
     """Every table as CSV (values and `ci95_lo` / `ci95_hi` columns) and Markdown / LaTeX (`v [lo, hi]`)."""
     out = {}
     for name, df in eval_tables(profile).items():
-        marked = df["items"].astype(str).str.startswith(DIFFERENCE) if "items" in df.columns else None
         out[name] = write_table(df, tables_dir(profile), name, CAPTIONS[name] + INTERVAL_NOTE,
-                                display=display_frame(df, marked))
+                                display=display_frame(df))
     return out
