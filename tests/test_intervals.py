@@ -13,7 +13,12 @@ import pytest
 from sklearn.metrics import f1_score
 
 from qilin_lib.evaluation import intervals as iv
-from qilin_lib.evaluation.metrics import char_tokens, generation_scores, jieba_tokens, explanation_scores
+from qilin_lib.evaluation.metrics import (
+    char_tokens,
+    explanation_scores,
+    generation_scores,
+    jieba_tokens,
+)
 
 SPEC = iv.IntervalSpec(resamples=400, seed=7)
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "paper" / "reference.json"
@@ -167,7 +172,13 @@ def _plant(root, model: str, task: str, metrics: dict, preds: list[dict]) -> Non
 
 def test_tables_show_intervals_and_mark_differences_outside_them(tmp_path, monkeypatch):
     from qilin_lib.evaluation.runner import mcq_metrics
-    from qilin_lib.evaluation.tables import LO, Results, display_frame, knowledge_table, write_eval_tables
+    from qilin_lib.evaluation.tables import (
+        LO,
+        Results,
+        display_frame,
+        knowledge_table,
+        write_eval_tables,
+    )
 
     monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
     (tmp_path / "results" / "paper").mkdir(parents=True)

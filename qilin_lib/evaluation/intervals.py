@@ -68,6 +68,9 @@ class IntervalSpec:
                 "resamples": self.resamples, "seed": self.seed}
 
 
+DEFAULT_SPEC = IntervalSpec()
+
+
 # ------------------------------------------------------------------------------------- analytic
 def wilson(successes: int, n: int, z: float = Z) -> tuple[float, float]:
     """Wilson score interval of a proportion successes / n, as fractions."""

@@ -33,7 +33,7 @@ from ..paths import results_dir
 from ..reporting import provenance
 from . import multiple_choice as mc
 from .benchmarks import Benchmark, load_benchmark
-from .intervals import IntervalSpec, accuracy_interval, f1_interval, overlap_intervals
+from .intervals import DEFAULT_SPEC, IntervalSpec, accuracy_interval, f1_interval, overlap_intervals
 from .metrics import TOKENIZERS, explanation_scores, generation_scores, label_scores, mcq_scores
 from .scoring import Scorer
 from .voc import VOC_PROMPT, voc
@@ -84,7 +84,7 @@ def _with_groups(items: list[dict], rows: list[dict], score, keys: tuple = ("gro
 
 
 def mcq_metrics(items: list[dict], rows: list[dict], labels: bool = False, by_subject: bool = False,
-                intervals: IntervalSpec = IntervalSpec()) -> dict:
+                intervals: IntervalSpec = DEFAULT_SPEC) -> dict:
     """Accuracy and weighted F1 over answer strings (CMExam's definition); for PubMedQA (`labels`) the
     yes/no/maybe accuracy and macro-F1 of the label the letter stands for. Each with its 95% interval
     (`accuracy_ci95`: Wilson; `weighted_f1_ci95` / `macro_f1_ci95`: bootstrap; qilin_lib.evaluation.intervals)."""
