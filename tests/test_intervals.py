@@ -214,3 +214,14 @@ def test_tables_show_intervals_and_mark_differences_outside_them(tmp_path, monke
     assert "loglik ci95_lo" in csv_header and "loglik ci95_hi" in csv_header
     md = paths["md"].read_text("utf-8")
     assert "* = the difference's 95% interval excludes 0" in md and " *" in md
+
+
+def test_perplexity_interval_is_the_corpus_perplexity_at_unit_weights_and_contains_it(monkeypatch):
+    nll, tokens = [12.0, 30.0, 7.5, 20.0, 3.0], [6, 10, 5, 8, 2]
+    corpus = math.exp(sum(nll) / sum(tokens))
+    lo, hi = iv.perplexity_interval(nll, tokens, SPEC)
+    assert lo <= corpus <= hi and lo < hi
+    with pytest.raises(ValueError):
+        iv.perplexity_interval([1.0, float("nan")], [1, 1], SPEC)
+    monkeypatch.setattr(iv, "resample_weights", lambda n, spec: np.ones((1, n)))
+    assert iv.perplexity_interval(nll, tokens, SPEC) == pytest.approx([corpus, corpus])

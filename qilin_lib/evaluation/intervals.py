@@ -266,6 +266,22 @@ def overlap_intervals(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str
     return {f"{key}{SUFFIX}": percentile_interval(stats[key], key) for key in keys}
 
 
+# ---------------------------------------------------------------------------------- perplexity
+def perplexity_interval(nll_sums: Sequence[float], token_counts: Sequence[int], spec: IntervalSpec) -> list[float]:
+    """[lo, hi] of exp(sum NLL / sum tokens) over texts, bootstrapped over texts (each text's summed NLL
+    and token count are its sufficient statistics). Not wired yet: the held-out probe perplexity
+    (train/dcpt.py `perplexity`) keeps only the corpus sums, so eval_*_heldout.json has no interval."""
+    nll = _check_values(np.asarray(nll_sums, dtype=np.float64), "perplexity NLL")
+    tokens = np.asarray(token_counts, dtype=np.float64)
+    if len(tokens) != len(nll) or not tokens.sum():
+        raise ValueError("perplexity interval: one token count per text, and some tokens")
+    weights = resample_weights(len(nll), spec)
+    total = weights @ tokens
+    if (total == 0).any():
+        raise ValueError("perplexity interval: a resample without tokens (texts with 0 tokens dominate)")
+    return percentile_interval(np.exp((weights @ nll) / total), "perplexity")
+
+
 # ---------------------------------------------------------------------------------- differences
 def paired_difference(a: Sequence[float], b: Sequence[float], spec: IntervalSpec) -> list[float]:
     """[lo, hi] of mean(a) - mean(b) x100 over the same items (a[i] and b[i] are one item: one resample
