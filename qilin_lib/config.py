@@ -349,6 +349,10 @@ class EvalConfig:
     prior_baseline: Bool = True      # tiny: cloze on the question with the disease name removed
     # task adaptation (AntGLM-Med stage 3): a benchmark with a training split; "" = skip
     adapt_benchmark: Annotated[str, Strict(), _one_of("benchmark", lambda: ["", *_benchmarks()])] = "cmexam"
+    # 95% intervals of every metric (qilin_lib.evaluation.intervals): percentile-bootstrap resamples over
+    # items for the corpus-level metrics (F1, BLEU, GLEU, ROUGE, Distinct) and the numpy seed that draws them
+    bootstrap_resamples: Positive = 1000
+    interval_seed: Count = 0
 
 
 @dataclass(config=STRICT)

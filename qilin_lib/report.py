@@ -48,7 +48,8 @@ def _metric(result: dict | None, path: tuple[str, ...]):
 
 
 def paper_comparison(profile: str) -> pd.DataFrame:
-    """Published number, ours, and ours - published, for every published Qilin-Med / AntGLM-Med number."""
+    """Published number, ours with its 95% interval, and ours - published, for every published Qilin-Med /
+    AntGLM-Med number."""
     from .evaluation.reference import load_reference
 
     reference = {(e["benchmark"], e["model"], e["metric"]): e for e in load_reference()}
@@ -57,9 +58,12 @@ def paper_comparison(profile: str) -> pd.DataFrame:
         ref = reference.get((bench, paper_model, metric))
         if ref is None:
             continue
-        ours = _metric(_read(results_dir(profile) / f"eval_{model}_{task}.json"), path)
+        result = _read(results_dir(profile) / f"eval_{model}_{task}.json")
+        ours = _metric(result, path)
+        interval = _metric(result, (*path[:-1], path[-1] + "_ci95"))  # qilin_lib.evaluation.intervals
         rows.append({"benchmark": bench, "metric": metric, "published model": paper_model, "published": ref["value"],
                      "our run": f"{model} / {task}", f"ours ({profile})": None if ours is None else round(ours, 2),
+                     "ours 95% interval": None if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]",
                      "difference": None if ours is None else round(ours - ref["value"], 2), "source": ref["source"]})
     return pd.DataFrame(rows)
 

@@ -69,11 +69,15 @@ def provenance() -> dict:
             "cpu": numerics.cpu(), "numerics": numerics.fingerprint()}
 
 
-def write_table(df: pd.DataFrame, directory: str | Path, name: str, caption: str = "") -> dict[str, Path]:
-    """Write `name`.md / .csv / .tex atomically; returns the paths. The caption heads the Markdown."""
+def write_table(df: pd.DataFrame, directory: str | Path, name: str, caption: str = "",
+                display: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write `name`.md / .csv / .tex atomically; returns the paths. The caption heads the Markdown. `display`:
+    what Markdown and LaTeX show instead of `df` (evaluation tables: `value [lo, hi]` cells, while the CSV
+    keeps the interval bounds in columns of their own)."""
     directory = Path(directory)
-    md = (f"**{caption}**\n\n" if caption else "") + df.to_markdown(index=False) + "\n"
-    tex = df.to_latex(index=False, caption=caption or None, label=f"tab:{name}", escape=True)
+    shown = df if display is None else display
+    md = (f"**{caption}**\n\n" if caption else "") + shown.to_markdown(index=False) + "\n"
+    tex = shown.to_latex(index=False, caption=caption or None, label=f"tab:{name}", escape=True)
     paths = {"md": directory / f"{name}.md", "csv": directory / f"{name}.csv", "tex": directory / f"{name}.tex"}
     atomic_write_text(paths["md"], md)
     atomic_write_text(paths["csv"], df.to_csv(index=False))

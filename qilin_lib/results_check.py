@@ -177,11 +177,26 @@ def numeric_leaves(a, b, path: tuple = ()):
         yield ("number", path, (float(a), float(b)))
 
 
+# A 95% interval's bounds (JSON `<metric>_ci95: [lo, hi]`, table columns `<column> ci95_lo` / `ci95_hi`)
+# belong to their metric's family: a bound moves with its metric when the numerics change (Wilson bounds
+# shift with the count; bootstrap bounds with the per-item values, the resamples being fixed by the seed),
+# so the metric's measured spread is the bound's tolerance, and a bound needs no family of its own.
+INTERVAL_SUFFIXES = ("_ci95", " ci95_lo", " ci95_hi")
+
+
+def _metric_key(key: str) -> str:
+    for suffix in INTERVAL_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
 def family(name: str, path: tuple) -> str:
     """The metric a number belongs to, across models: a table's column, or a result file's kind (the model
     left out of eval_<model>_<task>) with the keys down to the number, e.g. `eval_cmexam:metrics/loglik/
-    groups/taught/accuracy`. Fine families keep one noisy metric (a 5-item group) from widening the others."""
-    keys = "/".join(str(k) for k in path if not isinstance(k, int))
+    groups/taught/accuracy`. Fine families keep one noisy metric (a 5-item group) from widening the others.
+    An interval bound is in its metric's family (INTERVAL_SUFFIXES)."""
+    keys = "/".join(_metric_key(str(k)) for k in path if not isinstance(k, int))
     stem = Path(name).stem
     if name.startswith("tables/"):
         return f"table {stem}:{keys}"

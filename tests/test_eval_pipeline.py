@@ -69,6 +69,13 @@ def test_every_benchmark_runs_end_to_end_on_real_samples(shared_data, sandbox, m
     assert set(by_task["ceval"]["metrics"]["generate"]) == {"ceval", "ceval_qilin", "cmexam"}
     assert {"macro_f1", "macro_f1_fixed_labels"} <= set(by_task["pubmedqa"]["metrics"]["generate"]["pubmedqa"])
     assert set(by_task["huatuo26m"]["metrics"]["generate"]) >= {"bleu_1", "gleu", "rouge_l", "distinct_2"}
+    # every metric with its 95% interval beside it, and the method in the protocol
+    for block in (cmexam["loglik"], cmexam["generate"]["cmexam"], cmexam["generate_explanation"],
+                  by_task["huatuo26m"]["metrics"]["generate"], by_task["pubmedqa"]["metrics"]["loglik"],
+                  by_task["ceval"]["metrics"]["loglik"]["by_subject"][next(iter(by_task["ceval"]["metrics"]["loglik"]["by_subject"]))]):
+        metrics = [k for k, v in block.items() if isinstance(v, float)]
+        assert metrics and all(block[f"{k}_ci95"][0] <= block[k] <= block[f"{k}_ci95"][1] for k in metrics), block
+    assert by_task["cmexam"]["protocol"]["intervals"]["resamples"] == cfg.evaluation.bootstrap_resamples
     # one prediction row per item and mode, with the prompt protocol recorded beside the numbers
     lines = (sandbox / "results" / "paper" / "predictions" / "sft_cmexam.jsonl").read_text("utf-8").splitlines()
     assert len(lines) == N * 6 and {json.loads(x)["mode"] for x in lines} >= {"generate", "loglik"}
@@ -82,9 +89,11 @@ def test_every_benchmark_runs_end_to_end_on_real_samples(shared_data, sandbox, m
     assert (cm["kind"] == "published").sum() >= 10 and (cm["kind"] == "ours (paper)").sum() == 1
     ours = cm[cm["kind"] == "ours (paper)"].iloc[0]
     assert ours["accuracy"] == round(cmexam["generate"]["cmexam"]["accuracy"], 1)
-    assert (sandbox / "results" / "paper" / "tables" / "eval_cmexam.md").exists()
+    assert ours["accuracy ci95_lo"] <= ours["accuracy"] <= ours["accuracy ci95_hi"]
+    md = (sandbox / "results" / "paper" / "tables" / "eval_cmexam.md").read_text("utf-8")
+    assert f"{ours['accuracy']:.1f} [{ours['accuracy ci95_lo']:.1f}, {ours['accuracy ci95_hi']:.1f}]" in md
     pq = list(tables["eval_pubmedqa"].columns)   # the official macro-F1 first, the fixed-label one beside it
-    assert pq.index("macro_f1 (generate)") + 1 == pq.index("macro_f1_fixed_labels (generate)")
+    assert pq.index("macro_f1 (generate)") < pq.index("macro_f1_fixed_labels (generate)")
 
 
 def _planted(sandbox: Path, model: str, task: str, metrics: dict) -> None:

@@ -79,6 +79,26 @@ def test_a_tree_without_one_fingerprint_is_compared_by_its_claims(tmp_path):
     assert tree_numerics(b) is None and check_results(a, b, TOLERANCES).mode == "claims"
 
 
+def test_interval_bounds_are_held_to_their_metrics_tolerance(tmp_path):
+    a = _tree(tmp_path / "a", AVX2, 40.0, 0.70, "B")
+    b = _tree(tmp_path / "b", SCALAR, 41.5, 0.70, "C")
+
+    def add_bounds(root: Path, lo: float, hi: float) -> None:
+        data = json.loads((root / "eval_sft_cmexam.json").read_text())
+        data["metrics"]["accuracy_ci95"] = [lo, hi]
+        (root / "eval_sft_cmexam.json").write_text(json.dumps(data))
+        (root / "tables" / "eval_cmexam.csv").write_text(
+            f"model,accuracy,accuracy ci95_lo,accuracy ci95_hi\nsft,{data['metrics']['accuracy']},{lo},{hi}\n")
+    assert family("eval_sft_cmexam.json", ("metrics", "accuracy_ci95", 1)) == "eval_cmexam:metrics/accuracy"
+    assert family("tables/eval_cmexam.csv", (0, "accuracy ci95_lo")) == "table eval_cmexam:accuracy"
+    add_bounds(a, 34.5, 45.6)
+    add_bounds(b, 36.0, 47.0)                              # moved with the metric, within its 3 points
+    assert check_results(a, b, TOLERANCES).problems == []
+    add_bounds(b, 30.0, 47.0)                              # a bound 4.5 points off: beyond the metric's 3
+    problems = check_results(a, b, TOLERANCES).problems
+    assert any("accuracy_ci95[0]" in p for p in problems) and any("accuracy ci95_lo" in p for p in problems)
+
+
 def test_measured_tolerances_are_twice_the_largest_difference_per_family(tmp_path):
     a = _tree(tmp_path / "a", AVX2, 40.0, 0.70, "B")
     v1 = _tree(tmp_path / "v1", SCALAR, 42.0, 0.71, "C")

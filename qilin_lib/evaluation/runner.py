@@ -34,7 +34,8 @@ from ..reporting import provenance
 from . import multiple_choice as mc
 from .benchmarks import Benchmark, load_benchmark
 from .extraction import cmexam_explanation
-from .metrics import explanation_scores, generation_scores, label_scores, mcq_scores
+from .intervals import DEFAULT_SPEC, IntervalSpec, accuracy_interval, f1_interval, overlap_intervals
+from .metrics import TOKENIZERS, explanation_scores, generation_scores, label_scores, mcq_scores
 from .scoring import Scorer
 from .voc import VOC_PROMPT, voc
 
@@ -83,18 +84,44 @@ def _with_groups(items: list[dict], rows: list[dict], score, keys: tuple = ("gro
     return out
 
 
-def mcq_metrics(items: list[dict], rows: list[dict], labels: bool = False, by_subject: bool = False) -> dict:
+def mcq_metrics(items: list[dict], rows: list[dict], labels: bool = False, by_subject: bool = False,
+                intervals: IntervalSpec = DEFAULT_SPEC) -> dict:
     """Accuracy and weighted F1 over answer strings (CMExam's definition); for PubMedQA (`labels`) the
-    yes/no/maybe accuracy and macro-F1s of the label the letter stands for (an unparsed letter is "")."""
+    yes/no/maybe accuracy and macro-F1s of the label the letter stands for (an unparsed letter is ""). Each with
+    its 95% interval (`accuracy_ci95`: Wilson; the F1s' `_ci95`: bootstrap; qilin_lib.evaluation.intervals)."""
     options = items[0]["options"] if items else {}  # PubMedQA: the same three label options on every item
 
     def score(rs: list[dict]) -> dict:
         if labels:
-            return label_scores([options[r["answer"]] for r in rs],
-                                [options.get(r["pred"], "") for r in rs]) | {"n": len(rs)}
-        return mcq_scores([r["answer"] for r in rs], [r["pred"] for r in rs]) | {"n": len(rs)}
+            golds, preds = [options[r["answer"]] for r in rs], [options.get(r["pred"], "") for r in rs]
+            out = label_scores(golds, preds)
+            out["macro_f1_ci95"] = f1_interval(golds, preds, "macro", intervals)  # official: labels present
+            out["macro_f1_fixed_labels_ci95"] = f1_interval(golds, preds, "macro", intervals,
+                                                            labels=("yes", "no", "maybe"))
+        else:
+            golds, preds = [r["answer"] for r in rs], [r["pred"] for r in rs]
+            out = mcq_scores(golds, preds)
+            out["weighted_f1_ci95"] = f1_interval(golds, preds, "weighted", intervals)
+        out["accuracy_ci95"] = accuracy_interval([g == p for g, p in zip(golds, preds)])
+        return out | {"n": len(rs)}
     return _with_groups(items, rows, score, ("group", "subject") if by_subject else ("group",))
 
+
+def text_metrics(outputs: list[str], references: list[str], intervals: IntervalSpec) -> dict:
+    """Huatuo-26M columns (generation_scores, characters) with a bootstrap `<metric>_ci95` beside each."""
+    scores = generation_scores(outputs, references)
+    hyps, refs = [TOKENIZERS["char"](t) for t in outputs], [TOKENIZERS["char"](t) for t in references]
+    keys = [k for k in scores if k != "brevity_penalty"]
+    return scores | overlap_intervals(hyps, refs, intervals, keys)
+
+
+def explanation_metrics(outputs: list[str], references: list[str], intervals: IntervalSpec) -> dict:
+    """CMExam explanation BLEU (jieba) and ROUGE (characters) with a bootstrap `<metric>_ci95` beside each."""
+    scores = explanation_scores(outputs, references)
+    jieba, char = TOKENIZERS["jieba"], TOKENIZERS["char"]
+    hyps, refs = [jieba(t) for t in outputs], [jieba(t) for t in references]
+    chars = ([char(t) for t in outputs], [char(t) for t in references])
+    return scores | overlap_intervals(hyps, refs, intervals, list(scores), rouge_tokens=chars)
 
 # ---------------------------------------------------------------------------------------- tasks
 def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt=None) -> tuple[dict, dict]:
@@ -103,7 +130,7 @@ def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt
     with_cloze = prompt is None
     prompt = prompt or bench.prompt
     labels = bench.name == "pubmedqa"
-    kw = {"labels": labels, "by_subject": bench.name == "ceval"}
+    kw = {"labels": labels, "by_subject": bench.name == "ceval", "intervals": scorer.intervals}
     metrics, preds = {}, {}
     if "generate" in modes:
         parsers = bench.parser_functions()
@@ -115,9 +142,9 @@ def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt
         with_expl = [(it, r) for it, r in zip(bench.items, rows) if it.get("explanation")]
         if bench.name == "cmexam" and with_expl:
             # the explanation as CMExam's script cuts it (after "解释:"), scored against the gold one
-            explanations = [cmexam_explanation(r["output"]) for _, r in with_expl]
-            metrics["generate_explanation"] = explanation_scores(explanations,
-                                                                 [it["explanation"] for it, _ in with_expl])
+            metrics["generate_explanation"] = explanation_metrics([cmexam_explanation(r["output"]) for _, r in with_expl],
+                                                                  [it["explanation"] for it, _ in with_expl],
+                                                                  scorer.intervals)
         preds["generate"] = rows
     if "loglik" in modes:
         if "loglik" not in preds:
@@ -126,8 +153,16 @@ def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt
     if "cloze" in modes and with_cloze:
         for variant, rows in mc.cloze(scorer, bench.items, question=bench.stem).items():
             preds[variant], metrics[variant] = rows, mcq_metrics(bench.items, rows, **kw)
-    return metrics, preds
+    return metrics, _tag_groups(bench.items, preds)
 
+def _tag_groups(items: list[dict], preds: dict) -> dict:
+    """Each prediction row gets its item's `group` (tiny: taught / control), so that the knowledge tables'
+    paired differences can be computed from the predictions files alone."""
+    for rows in preds.values():
+        for it, row in zip(items, rows):
+            if it.get("group"):
+                row["group"] = it["group"]
+    return preds
 
 def run_qa(scorer: Scorer, bench: Benchmark, max_new_tokens: int, prompt=None) -> tuple[dict, dict]:
     prompt = prompt or bench.prompt
@@ -135,29 +170,25 @@ def run_qa(scorer: Scorer, bench: Benchmark, max_new_tokens: int, prompt=None) -
     rows = [{"id": it["id"], "output": out, "reference": it["answer"]} for it, out in zip(bench.items, outputs)]
 
     def score(rs: list[dict]) -> dict:
-        return generation_scores([r["output"] for r in rs], [r["reference"] for r in rs]) | {"n": len(rs)}
+        return text_metrics([r["output"] for r in rs], [r["reference"] for r in rs], scorer.intervals) | {"n": len(rs)}
     return {"generate": _with_groups(bench.items, rows, score)}, {"generate": rows}
-
 
 def run_voc(scorer: Scorer, bench: Benchmark) -> tuple[dict, dict]:
     rows = voc(scorer, bench.items, question=bench.stem)
-    return {"voc": mcq_metrics(bench.items, rows, bench.name == "pubmedqa")}, {"voc": rows}
-
+    return {"voc": mcq_metrics(bench.items, rows, bench.name == "pubmedqa", intervals=scorer.intervals)}, {"voc": rows}
 
 QUESTION_VARIANTS = {
     "prior": "question_prior",    # the disease name removed: what the options' wording alone gives away
     "recall": "question_recall",  # a training wording of the question: recall without transfer (diagnostic)
 }
 
-
 def run_variant(scorer: Scorer, bench: Benchmark, variant: str) -> tuple[dict, dict]:
     """Tiny profile: cloze on a variant of each question (QUESTION_VARIANTS)."""
     key = QUESTION_VARIANTS[variant]
     metrics, preds = {}, {}
     for mode, rows in mc.cloze(scorer, bench.items, question=lambda it: it[key]).items():
-        preds[mode], metrics[mode] = rows, mcq_metrics(bench.items, rows)
-    return metrics, preds
-
+        preds[mode], metrics[mode] = rows, mcq_metrics(bench.items, rows, intervals=scorer.intervals)
+    return metrics, _tag_groups(bench.items, preds)
 
 def rag_prompt_fn(cfg, bench: Benchmark):
     """bench.prompt with the top-k BM25 passages for the item's question in front (and the passages used)."""
@@ -172,7 +203,6 @@ def rag_prompt_fn(cfg, bench: Benchmark):
         retrieved[item["id"]] = [[p[:ec.rag_max_chars], s] for p, s in hits]
         return rag_prompt(bench.prompt(item), [p for p, _ in hits], ec.rag_max_chars)
     return prompt, retrieved
-
 
 def run_heldout(cfg, scorer: Scorer) -> tuple[dict, dict]:
     """Tiny profile: probe perplexity (taught vs control, unseen wordings) and the model's own preference
@@ -189,7 +219,6 @@ def run_heldout(cfg, scorer: Scorer) -> tuple[dict, dict]:
     pref = preference_metrics(scorer.model, tok, ds, cfg.dpo.beta, policy_is_reference=True)
     metrics["dpo_heldout"] = {k: v for k, v in pref.items() if k.startswith("logp") or k == "pairs"}
     return metrics, {}
-
 
 # ----------------------------------------------------------------------------------------- write
 def write_result(cfg, model: EvalModel, task: str, bench: Benchmark | None, metrics: dict, preds: dict,
@@ -208,15 +237,13 @@ def write_result(cfg, model: EvalModel, task: str, bench: Benchmark | None, metr
         atomic_write_text(out_dir / "predictions" / f"{model.name}_{task}.jsonl", "\n".join(lines) + "\n")
     return result
 
-
 def protocol_of(bench: Benchmark, modes, scorer: Scorer, extra: dict | None = None) -> dict:
     """What produced a number, stored beside it: modes, parsers, prompt template, window, chat wrapping."""
     example = bench.prompt(bench.items[0]) if bench.items else ""
     return {"modes": list(modes), "parsers": list(bench.parsers), "prompt_example": example,
             "n_options": max((len(it.get("options") or {}) for it in bench.items), default=0),
             "chat_template": scorer.chat, "max_length": scorer.max_length,
-            "truncated_prompts": scorer.truncated, **(extra or {})}
-
+            "truncated_prompts": scorer.truncated, "intervals": scorer.intervals.protocol(), **(extra or {})}
 
 def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], progress: bool = True,
                    rag: bool = False, voc: bool = False, prior: bool = False, heldout: bool = False) -> list[dict]:
@@ -262,16 +289,13 @@ def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], pro
         results.append(write_result(cfg, model, "heldout", None, metrics, {}, {"what": run_heldout.__doc__}))
     return results
 
-
 def result_key(result: dict) -> str:
     """A short id of the numbers in a result (what the committed-results check compares)."""
     return hash_obj(result["metrics"])
 
-
 def load_results(profile: str) -> list[dict]:
     """Every eval_*.json of a profile, in file-name order."""
     return [json.loads(p.read_text("utf-8")) for p in sorted(Path(results_dir(profile)).glob("eval_*.json"))]
-
 
 # ------------------------------------------------------------------------------------ everything
 def evaluate_all(cfg, progress: bool = True) -> list[dict]:
@@ -301,7 +325,6 @@ def evaluate_all(cfg, progress: bool = True) -> list[dict]:
     _remove_stale(cfg.name, {(r["model"], r["task"]) for r in results})
     return results
 
-
 def adapted_model(cfg) -> EvalModel | None:
     """The task-adapted model (AntGLM-Med stage 3) when its artifact exists."""
     from ..train.adapt import run_adapt
@@ -311,7 +334,6 @@ def adapted_model(cfg) -> EvalModel | None:
         return EvalModel("adapt", str(run_adapt(cfg, progress=False, reuse_only=True).path), chat=True)
     except StageNotTrained:
         return None
-
 
 def _remove_stale(profile: str, written: set[tuple[str, str]]) -> None:
     out = Path(results_dir(profile))

@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..chat_templates import stop_token_ids
+from .intervals import IntervalSpec
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Scorer:
     progress: bool = True
     max_length: int = 0            # 0: the model's max_position_embeddings (or 2048)
     chat_template_kwargs: dict = field(default_factory=dict)
+    # how the metrics' 95% intervals are drawn (config evaluation.bootstrap_resamples / interval_seed)
+    intervals: IntervalSpec = field(default_factory=IntervalSpec)
     truncated: int = field(default=0, init=False)
     # (context, continuation) -> score: cloze's neutral-question scores repeat across items and tasks
     _continuations: dict = field(default_factory=dict, init=False, repr=False)
@@ -65,7 +68,8 @@ class Scorer:
         from ..modeling import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(cfg.model, str(model_dir))
-        return cls(model, tokenizer, chat=chat, chat_template_kwargs=cfg.model.chat_template_kwargs, **kw)
+        return cls(model, tokenizer, chat=chat, chat_template_kwargs=cfg.model.chat_template_kwargs,
+                   intervals=IntervalSpec.from_config(cfg), **kw)
 
     @property
     def device(self) -> torch.device:

@@ -6,16 +6,24 @@ their own marked `published`, with their source.
 
 Percentages (accuracy, F1, BLEU, GLEU, ROUGE) are x100 with one decimal; Distinct-n is a fraction.
 Each table's caption says which scoring mode and answer parser produced its numbers.
+
+Every number of ours carries its 95% interval (qilin_lib.evaluation.intervals; `<metric>_ci95` in the
+result JSON): the CSV keeps it machine-readable in two columns beside the value, `<column> ci95_lo` and
+`<column> ci95_hi`; Markdown and LaTeX show one cell `24.4 [19.6, 29.5]`. Published rows have no interval.
+The knowledge-injection tables add difference rows (taught - control, and each stage - base on the same
+items) with a bootstrap interval of the difference, marked `*` when it excludes 0.
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
 
-from ..paths import tables_dir
+from ..paths import results_dir, tables_dir
 from ..reporting import write_table
+from .intervals import SUFFIX, IntervalSpec, excludes_zero, independent_difference, paired_difference, wilson
 from .reference import load_reference
 from .runner import STAGE_ORDER, load_results
 
@@ -32,6 +40,7 @@ class Results:
         self.profile = profile
         self.by_key = {(r["model"], r["task"]): r for r in load_results(profile)}
         self.models = [m for m in MODEL_ORDER if any(k[0] == m for k in self.by_key)]
+        self._predictions: dict[tuple[str, str], list[dict]] = {}
 
     def has(self, model: str, task: str) -> bool:
         return (model, task) in self.by_key
@@ -47,9 +56,90 @@ class Results:
     def tasks(self) -> set[str]:
         return {task for _, task in self.by_key}
 
+    def interval_spec(self, model: str, task: str) -> IntervalSpec:
+        """The resamples and seed the run drew its intervals with (defaults for older results)."""
+        recorded = self.by_key.get((model, task), {}).get("protocol", {}).get("intervals") or {}
+        default = IntervalSpec()
+        return IntervalSpec(recorded.get("resamples", default.resamples), recorded.get("seed", default.seed))
+
+    def correctness(self, model: str, task: str, mode: str) -> dict[str, dict[str, float]]:
+        """{group: {item id: 1.0 if right else 0.0}} of one scoring mode, from predictions/<model>_<task>.jsonl
+        (generate: the first parser's reading, as the tables' generate column); {} without that file."""
+        path = results_dir(self.profile) / "predictions" / f"{model}_{task}.jsonl"
+        if (model, task) not in self._predictions:
+            rows = [json.loads(x) for x in path.read_text("utf-8").splitlines() if x.strip()] if path.exists() else []
+            self._predictions[(model, task)] = rows
+        out: dict[str, dict[str, float]] = {}
+        for row in self._predictions[(model, task)]:
+            if row["mode"] == mode and row.get("group"):
+                out.setdefault(row["group"], {})[row["id"]] = float(bool(row["pred"]) and row["pred"] == row["answer"])
+        return out
+
 
 def _r(value, digits: int = 1):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(value, digits)
+
+
+LO, HI = " ci95_lo", " ci95_hi"   # CSV columns of a value's interval: "<column> ci95_lo", "<column> ci95_hi"
+MARK = " *"                       # a difference whose interval excludes 0
+
+
+class Estimate(float):
+    """A table value with its 95% interval: a float to every reader (comparisons, plots), expanded by
+    `_frame` into the value and its `ci95_lo` / `ci95_hi` columns."""
+
+    def __new__(cls, value: float, interval, digits: int = 1):
+        est = super().__new__(cls, round(value, digits))
+        est.lo, est.hi = (round(float(b), digits) for b in interval)
+        est.digits = digits
+        return est
+
+
+def _val(res: Results, model: str, task: str, *path: str, digits: int = 1):
+    """The metric at `path`, rounded, as an Estimate when the result holds its interval beside it."""
+    value = _r(res.get(model, task, *path), digits)
+    interval = res.get(model, task, *path[:-1], path[-1] + SUFFIX) if path else None
+    return value if value is None or interval is None else Estimate(value, interval, digits)
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """A table from row dicts, each Estimate expanded into its value and `ci95_lo` / `ci95_hi` columns."""
+    expanded, digits = [], {}
+    for row in rows:
+        out = {}
+        for key, value in row.items():
+            out[key] = float(value) if isinstance(value, Estimate) else value
+            if isinstance(value, Estimate):
+                out[key + LO], out[key + HI] = value.lo, value.hi
+                digits[key] = value.digits
+        expanded.append(out)
+    df = pd.DataFrame(expanded)
+    df.attrs["digits"] = digits  # what display_frame prints each interval column with
+    return df
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not (isinstance(x, float) and math.isnan(x))
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Markdown / LaTeX / notebook view: `value [lo, hi]` in one cell and the interval columns dropped;
+    difference rows (`items` starting with DIFFERENCE) are signed and get MARK where the interval excludes 0."""
+    marked = df["items"].astype(str).str.startswith(DIFFERENCE) if "items" in df.columns else None
+    out = df.copy()
+    for col in [c for c in df.columns if f"{c}{LO}" in df.columns]:
+        cells = []
+        for i, (v, lo, hi) in enumerate(zip(df[col], df[col + LO], df[col + HI])):
+            if not (_number(v) and _number(lo) and _number(hi)):
+                cells.append(v)
+                continue
+            difference = marked is not None and bool(marked.iloc[i])
+            mark = MARK if difference and excludes_zero((lo, hi)) else ""
+            d = df.attrs.get("digits", {}).get(col, 1)
+            cells.append(f"{v:{'+' if difference else ''}.{d}f} [{lo:.{d}f}, {hi:.{d}f}]{mark}")
+        out[col] = pd.Series(cells, index=df.index, dtype=object)
+        out = out.drop(columns=[col + LO, col + HI])
+    return out
 
 
 def _published(benchmark: str, columns: dict[str, str], note: str = "") -> list[dict]:
@@ -65,14 +155,14 @@ def _published(benchmark: str, columns: dict[str, str], note: str = "") -> list[
 
 def _mcq_generate(res: Results, model: str, task: str, parser: str, key: str = "accuracy", group: str = ""):
     path = ("generate", parser) + (("by_group", group) if group else ()) + (key,)
-    return _r(res.get(model, task, *path))
+    return _val(res, model, task, *path)
 
 
 def _mode(res: Results, model: str, task: str, mode: str, key: str = "accuracy", group: str = ""):
     if mode == "generate":
         return _mcq_generate(res, model, task, _first_parser(res, model, task), key, group)
     path = (mode,) + (("by_group", group) if group else ()) + (key,)
-    return _r(res.get(model, task, *path))
+    return _val(res, model, task, *path)
 
 
 def _first_parser(res: Results, model: str, task: str) -> str:
@@ -82,8 +172,9 @@ def _first_parser(res: Results, model: str, task: str) -> str:
 
 # ------------------------------------------------------------------------------------------ tables
 def knowledge_table(res: Results, bench: str) -> pd.DataFrame | None:
-    """Tiny profile: accuracy per model and scoring mode on taught vs control diseases, and the
-    prior-only baseline (the question with the disease name removed, cloze only)."""
+    """Tiny profile: accuracy per model and scoring mode on taught vs control diseases, the prior-only
+    baseline (the question with the disease name removed, cloze only), and the differences that carry the
+    claim (`knowledge_differences`)."""
     if not any(res.get(m, bench, "loglik", "by_group") for m in res.models):
         return None
     rows = []
@@ -103,7 +194,44 @@ def knowledge_table(res: Results, bench: str) -> pd.DataFrame | None:
                          "n": res.get(model, task, "cloze_sum", *(("by_group", group) if group else ()), "n"),
                          **{mode: _mode(res, model, task, mode, group=group) for mode in MCQ_MODES
                             if mode.startswith("cloze")}})
-    return pd.DataFrame(rows)
+        rows += knowledge_differences(res, bench, model)
+    return _frame(rows)
+
+
+DIFFERENCE = "Δ "   # the `items` label of a difference row starts with it (display_frame marks those rows)
+
+
+def knowledge_differences(res: Results, bench: str, model: str) -> list[dict]:
+    """Rows `Δ taught − control` (different items: stratified bootstrap) and, for a trained stage,
+    `Δ taught: <stage> − base` / `Δ control: <stage> − base` (the same items: paired bootstrap), per scoring
+    mode, each an accuracy difference in points with its 95% interval; from the predictions files (none
+    written: no rows)."""
+    spec = res.interval_spec(model, bench)
+    by_mode = {mode: res.correctness(model, bench, mode) for mode in MCQ_MODES}
+    base = {mode: res.correctness("base", bench, mode) for mode in MCQ_MODES} if model != "base" else {}
+    rows = []
+
+    def mean(values) -> float:
+        return 100 * sum(values) / len(values)
+
+    cells = {}
+    for mode, groups in by_mode.items():
+        if groups.get("taught") and groups.get("control"):
+            a, b = list(groups["taught"].values()), list(groups["control"].values())
+            cells[mode] = Estimate(mean(a) - mean(b), independent_difference(a, b, spec))
+    if cells:
+        rows.append({"model": model, "items": f"{DIFFERENCE}taught − control", **cells})
+    for group in ("taught", "control"):
+        cells, n = {}, 0
+        for mode, groups in by_mode.items():
+            mine, theirs = groups.get(group, {}), base.get(mode, {}).get(group, {})
+            shared = sorted(set(mine) & set(theirs))
+            if shared:
+                a, b = [mine[i] for i in shared], [theirs[i] for i in shared]
+                cells[mode], n = Estimate(mean(a) - mean(b), paired_difference(a, b, spec)), len(shared)
+        if cells:
+            rows.append({"model": model, "items": f"{DIFFERENCE}{group}: {model} − base", "n": n, **cells})
+    return rows
 
 
 def cmexam_table(res: Results) -> pd.DataFrame | None:
@@ -112,18 +240,16 @@ def cmexam_table(res: Results) -> pd.DataFrame | None:
     for model in res.models:
         if not res.has(model, "cmexam"):
             continue
-        expl = res.get(model, "cmexam", "generate_explanation") or {}
         ours.append({"model": model, "kind": f"ours ({res.profile})",
                      "accuracy": _mcq_generate(res, model, "cmexam", "cmexam"),
                      "weighted_f1": _mcq_generate(res, model, "cmexam", "cmexam", "weighted_f1"),
                      "accuracy (strict parser)": _mcq_generate(res, model, "cmexam", "strict"),
                      "accuracy (loglik)": _mode(res, model, "cmexam", "loglik"),
-                     "bleu_1": _r(expl.get("bleu_1")), "bleu_4": _r(expl.get("bleu_4")),
-                     "rouge_1": _r(expl.get("rouge_1")), "rouge_2": _r(expl.get("rouge_2")),
-                     "rouge_l": _r(expl.get("rouge_l")), "source": "this run"})
+                     **{k: _val(res, model, "cmexam", "generate_explanation", k)
+                        for k in ("bleu_1", "bleu_4", "rouge_1", "rouge_2", "rouge_l")}, "source": "this run"})
     if not ours:
         return None
-    return pd.DataFrame(ours + _published("cmexam", {"accuracy": "accuracy", "weighted_f1": "weighted_f1"}))
+    return _frame(ours + _published("cmexam", {"accuracy": "accuracy", "weighted_f1": "weighted_f1"}))
 
 
 def ceval_table(res: Results) -> pd.DataFrame | None:
@@ -137,21 +263,21 @@ def ceval_table(res: Results) -> pd.DataFrame | None:
         for mode in ("generate", "loglik"):
             for subject in sorted(subjects):
                 key = ("generate", _first_parser(res, model, "ceval")) if mode == "generate" else ("loglik",)
-                row[f"{subject} ({mode})"] = _r(res.get(model, "ceval", *key, "by_subject", subject, "accuracy"))
+                row[f"{subject} ({mode})"] = _val(res, model, "ceval", *key, "by_subject", subject, "accuracy")
             row[f"average ({mode})"] = _mode(res, model, "ceval", mode)
         rows.append(row)
-    return pd.DataFrame(rows) if rows else None
+    return _frame(rows) if rows else None
 
 
 def huatuo_table(res: Results) -> pd.DataFrame | None:
     """Paper Table 6 shape: Huatuo-26M test generation metrics, character tokens."""
     ours = [{"model": m, "kind": f"ours ({res.profile})",
-             **{k: _r(res.get(m, "huatuo26m", "generate", k), 3 if k.startswith("distinct") else 2)
+             **{k: _val(res, m, "huatuo26m", "generate", k, digits=3 if k.startswith("distinct") else 2)
                 for k in HUATUO_METRICS}, "source": "this run"}
             for m in res.models if res.has(m, "huatuo26m")]
     if not ours:
         return None
-    return pd.DataFrame(ours + _published("huatuo26m", {k: k for k in HUATUO_METRICS}))
+    return _frame(ours + _published("huatuo26m", {k: k for k in HUATUO_METRICS}))
 
 
 def rag_table(res: Results) -> pd.DataFrame | None:
@@ -164,14 +290,14 @@ def rag_table(res: Results) -> pd.DataFrame | None:
             rows.append({"model": model, "retrieval": label, "kind": f"ours ({res.profile})",
                          "cmexam accuracy (generate)": _mode(res, model, f"cmexam{task}", "generate"),
                          "cmexam accuracy (loglik)": _mode(res, model, f"cmexam{task}", "loglik"),
-                         "huatuo bleu_1": _r(res.get(model, f"huatuo26m{task}", "generate", "bleu_1"), 2),
-                         "huatuo rouge_1": _r(res.get(model, f"huatuo26m{task}", "generate", "rouge_1"), 2),
+                         "huatuo bleu_1": _val(res, model, f"huatuo26m{task}", "generate", "bleu_1", digits=2),
+                         "huatuo rouge_1": _val(res, model, f"huatuo26m{task}", "generate", "rouge_1", digits=2),
                          "source": "this run"})
     if not rows:
         return None
     published = [r | {"retrieval": "unpublished retriever"} for r in
                  _published("cmexam", {"accuracy": "cmexam accuracy (generate)"}) if r["model"] == "Qilin-Med-RAG"]
-    return pd.DataFrame(rows + published)
+    return _frame(rows + published)
 
 
 def voc_table(res: Results) -> pd.DataFrame | None:
@@ -185,13 +311,13 @@ def voc_table(res: Results) -> pd.DataFrame | None:
             rows.append({"model": model, "benchmark": bench, "kind": f"ours ({res.profile})",
                          "direct (generate)": _mode(res, model, bench, "generate"),
                          "direct (loglik)": _mode(res, model, bench, "loglik"),
-                         "VoC": _r(res.get(model, f"{bench}_voc", "voc", "accuracy")),
-                         f"VoC {key}": _r(res.get(model, f"{bench}_voc", "voc", key)), "source": "this run"})
+                         "VoC": _val(res, model, f"{bench}_voc", "voc", "accuracy"),
+                         f"VoC {key}": _val(res, model, f"{bench}_voc", "voc", key), "source": "this run"})
     if not rows:
         return None
     published = [r | {"benchmark": "pubmedqa"} for r in _published("pubmedqa", {"accuracy": "VoC"},
                                                                         " (AntGLM-Med: VoC; others: their methods)")]
-    return pd.DataFrame(rows + published)
+    return _frame(rows + published)
 
 
 def pubmedqa_table(res: Results) -> pd.DataFrame | None:
@@ -204,7 +330,7 @@ def pubmedqa_table(res: Results) -> pd.DataFrame | None:
             for m in res.models if res.has(m, "pubmedqa")]
     if not ours:
         return None
-    return pd.DataFrame(ours + _published("pubmedqa", {"accuracy": "accuracy (generate)"}))
+    return _frame(ours + _published("pubmedqa", {"accuracy": "accuracy (generate)"}))
 
 
 def heldout_table(res: Results) -> pd.DataFrame | None:
@@ -220,10 +346,18 @@ def heldout_table(res: Results) -> pd.DataFrame | None:
                      "ppl facts (control)": ppl.get("facts", {}).get("control"),
                      "ppl statement (taught)": ppl.get("text", {}).get("taught"),
                      "ppl statement (control)": ppl.get("text", {}).get("control"),
-                     "DPO held-out chosen>rejected": pref.get("logp_accuracy"),
+                     "DPO held-out chosen>rejected": _share(pref, "logp_accuracy"),
                      "DPO held-out margin (sum log-prob)": pref.get("logp_margin"),
-                     "DPO held-out chosen>rejected (per token)": pref.get("logp_per_token_accuracy")})
-    return pd.DataFrame(rows) if rows else None
+                     "DPO held-out chosen>rejected (per token)": _share(pref, "logp_per_token_accuracy")})
+    return _frame(rows) if rows else None
+
+
+def _share(pref: dict, key: str):
+    """A held-out preference accuracy (a fraction of `pairs`) with its Wilson interval."""
+    value, pairs = pref.get(key), pref.get("pairs")
+    if value is None or not pairs:
+        return value
+    return Estimate(value, wilson(round(value * pairs), pairs), digits=3)
 
 
 def adaptation_table(res: Results, bench: str) -> pd.DataFrame | None:
@@ -234,15 +368,21 @@ def adaptation_table(res: Results, bench: str) -> pd.DataFrame | None:
         rows.append({"model": model, "when": label,
                      **{f"{mode} accuracy": _mode(res, model, bench, mode) for mode in ("generate", "loglik")},
                      "generate weighted_f1": _mode(res, model, bench, "generate", "weighted_f1")})
-    return pd.DataFrame(rows)
+    return _frame(rows)
 
 
+KNOWLEDGE_NOTE = ("; Δ rows: accuracy differences in points, taught − control (different items, stratified "
+                  "bootstrap) and stage − base (the same items, paired bootstrap); * = the difference's 95% "
+                  "interval excludes 0")
+INTERVAL_NOTE = ("; [lo, hi] = 95% interval (accuracy: Wilson; F1, BLEU, GLEU, ROUGE, Distinct: percentile "
+                 "bootstrap over items); published rows have none")
 CAPTIONS = {
     "eval_knowledge_cmexam": "Knowledge injection, tiny CMExam-style set (5 options, chance 20%): accuracy by "
                              "scoring mode; generate = greedy + CMExam parser; taught = diseases in the DCPT "
-                             "corpus, control = in no training text; prior-only = disease name removed",
+                             "corpus, control = in no training text; prior-only = disease name removed"
+                             + KNOWLEDGE_NOTE,
     "eval_knowledge_ceval": "Knowledge injection, tiny C-Eval-style set (4 options, chance 25%): accuracy by "
-                            "scoring mode; generate = 5-shot greedy + C-Eval regex",
+                            "scoring mode; generate = 5-shot greedy + C-Eval regex" + KNOWLEDGE_NOTE,
     "eval_cmexam": "CMExam (paper Table 5 shape): answer accuracy and weighted F1 (generate, CMExam parser; "
                    "strict parser and next-token loglik beside), explanation BLEU (jieba) and ROUGE (characters)",
     "eval_ceval": "C-Eval medical subjects, val split, 5-shot answer-only (paper Table 4 shape): accuracy",
@@ -255,7 +395,8 @@ CAPTIONS = {
                      "(sklearn macro over the labels present, an unparsed answer being one extra label with F1 0); "
                      "macro_f1_fixed_labels = macro over exactly yes/no/maybe",
     "eval_heldout": "Held-out perplexity on unseen wordings (over the stated facts and whole statements) and "
-                    "the model's preference for the chosen answer on held-out DPO pairs",
+                    "the model's preference for the chosen answer on held-out DPO pairs (Wilson interval; "
+                    "perplexities and the margin have no interval yet: per-statement losses are not kept)",
     "eval_adaptation": "Task adaptation (AntGLM-Med stage 3): LoRA on the benchmark's training split",
 }
 
@@ -272,5 +413,9 @@ def eval_tables(profile: str) -> dict[str, pd.DataFrame]:
 
 
 def write_eval_tables(profile: str) -> dict[str, dict]:
-    return {name: write_table(df, tables_dir(profile), name, CAPTIONS[name])
-            for name, df in eval_tables(profile).items()}
+    """Every table as CSV (values and `ci95_lo` / `ci95_hi` columns) and Markdown / LaTeX (`v [lo, hi]`)."""
+    out = {}
+    for name, df in eval_tables(profile).items():
+        out[name] = write_table(df, tables_dir(profile), name, CAPTIONS[name] + INTERVAL_NOTE,
+                                display=display_frame(df))
+    return out
