@@ -330,6 +330,17 @@ class StageConfig:
 
 
 @dataclass(config=STRICT)
+class ExternalModelConfig:
+    """A model evaluated beside the stages under its own label (what `qilin evaluate --model` takes): a
+    local directory (`{artifacts}/...`, `{shared}/...` placeholders allowed) or a hub id, optionally with a
+    PEFT adapter merged into it; `chat` null = detect from the tokenizer's chat template."""
+    name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    path: Str
+    adapter: Annotated[str, Strict()] = ""
+    chat: Bool | None = None
+
+
+@dataclass(config=STRICT)
 class EvalConfig:
     """Notebook 05 (qilin_lib.evaluation): which benchmarks and modes, prompt window, RAG, VoC."""
     benchmarks: list[BenchmarkName] = field(default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
@@ -349,6 +360,8 @@ class EvalConfig:
     prior_baseline: Bool = True      # tiny: cloze on the question with the disease name removed
     # task adaptation (AntGLM-Med stage 3): a benchmark with a training split; "" = skip
     adapt_benchmark: Annotated[str, Strict(), _one_of("benchmark", lambda: ["", *_benchmarks()])] = "cmexam"
+    # checkpoints the repo did not train, evaluated on `benchmarks` (no RAG/VoC/variants) under their name
+    external_models: list[ExternalModelConfig] = field(default_factory=list)
 
 
 @dataclass(config=STRICT)
