@@ -338,6 +338,9 @@ class ExternalModelConfig:
     path: Str
     adapter: Annotated[str, Strict()] = ""
     chat: Bool | None = None
+    # tiny's demonstration: `path` is first filled with a copy of the profile's base model, so that a
+    # directory which is none of the stages is scored (its rows must equal the base model's)
+    from_base: Bool = False
 
 
 @dataclass(config=STRICT)

@@ -161,3 +161,15 @@ def test_stale_removal_keeps_external_results(sandbox):
     runner._remove_stale("tiny", {("base", "cmexam")})
     assert not (out / "eval_dcpt_cmexam.json").exists() and not (out / "predictions" / "dcpt_cmexam.jsonl").exists()
     assert (out / "eval_my-model_cmexam.json").exists() and (out / "predictions" / "my-model_cmexam.jsonl").exists()
+
+
+def test_profile_external_model_from_base_is_a_copy_outside_the_stages(sandbox, model_dir):
+    dest = sandbox / "artifacts" / "tiny" / "external" / "base-copy"
+    cfg = load_config("tiny", {"model": {"name_or_path": str(model_dir)}, "evaluation": {"external_models": [
+        {"name": "base-copy", "path": str(dest), "chat": False, "from_base": True}]}})
+    from qilin_lib.evaluation.external import profile_external_models
+
+    [model] = profile_external_models(cfg)
+    assert (model.name, model.path, model.chat) == ("base-copy", str(dest), False)
+    assert (dest / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
+    assert not dest.with_name("base-copy.tmp").exists()

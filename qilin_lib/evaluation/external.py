@@ -82,10 +82,26 @@ def external_model(cfg, model: str, *, adapter: str = "", name: str | None = Non
     return EvalModel(label, path, detect_chat(cfg, path) if chat is None else chat)
 
 
+def copy_of_base(cfg, dest: str) -> None:
+    """Save the profile's base model into `dest` once (complete or absent, via a temporary sibling)."""
+    out = Path(dest)
+    if (out / "config.json").exists():
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(base_model_dir(cfg), tmp)
+    tmp.rename(out)
+
+
 def profile_external_models(cfg) -> list[EvalModel]:
     """The profile's `evaluation.external_models`; a missing directory is an error naming it."""
-    return [external_model(cfg, m.path, adapter=m.adapter, name=m.name, chat=m.chat)
-            for m in cfg.evaluation.external_models]
+    models = []
+    for m in cfg.evaluation.external_models:
+        if m.from_base:
+            copy_of_base(cfg, expand_path(m.path))
+        models.append(external_model(cfg, m.path, adapter=m.adapter, name=m.name, chat=m.chat))
+    return models
 
 
 def evaluate_external(cfg, model: EvalModel, benchmarks: list | None = None,
