@@ -78,7 +78,7 @@ def probe_perplexity(data_dir: str | Path, model, tokenizer) -> dict | None:
     number isolates it. Returns None when the data stage wrote no probe set (non-tiny profiles)."""
     from datasets import load_from_disk
 
-    from ..data import kg
+    from .data import kg
 
     path = Path(data_dir) / "eval" / "probe_texts"
     if not path.exists():
