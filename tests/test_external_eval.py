@@ -173,3 +173,20 @@ def test_profile_external_model_from_base_is_a_copy_outside_the_stages(sandbox, 
     assert (model.name, model.path, model.chat) == ("base-copy", str(dest), False)
     assert (dest / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
     assert not dest.with_name("base-copy.tmp").exists()
+
+
+def test_heldout_measurements_run_without_training_code(tmp_path, monkeypatch):
+    """run_heldout (tiny): probe perplexity and held-out DPO preference through qilin_lib.logprobs."""
+    from test_train_dcpt import SMALL_DATA
+
+    from qilin_lib.data.stage import run_data_stage
+    from qilin_lib.evaluation.scoring import Scorer
+
+    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
+    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
+    cfg = load_config("tiny", {"data": {"tiny": SMALL_DATA["data.tiny"]}})
+    run_data_stage(cfg, progress=False)
+    model, tokenizer = tiny_model_and_tokenizer()
+    metrics, _ = runner.run_heldout(cfg, Scorer(model, tokenizer, chat=False))
+    assert set(metrics["probe_perplexity"]["facts"]) == {"taught", "control"}
+    assert metrics["dpo_heldout"]["pairs"] == 6 and 0 <= metrics["dpo_heldout"]["logp_accuracy"] <= 1
