@@ -305,7 +305,8 @@ def evaluate_all(cfg, progress: bool = True) -> list[dict]:
     then the task-adapted model on its benchmark when that stage has been trained (train/adapt.py; notebook
     05 and `qilin evaluate` train it first). Nothing is trained here. Result files of an earlier run that
     this run did not write (a stage or benchmark since removed) are deleted at the end, so results/ holds
-    one run only."""
+    one run only; the profile's `external_models` are scored last, and external labels' results (also
+    written by `qilin evaluate --model`) are never deleted here."""
     from .benchmarks import available
 
     ec = cfg.evaluation
