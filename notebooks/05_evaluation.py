@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -30,6 +32,12 @@
 #   (our interpretation of AntGLM-Med's Verification-of-Choice) against direct answering.
 # - **Task adaptation** (AntGLM-Med's third stage): a LoRA fine-tune of the SFT model on one benchmark's
 #   training split, evaluated before and after.
+# - **External checkpoints** (`evaluation.external_models`; one at a time: `qilin evaluate --model DIR|HUB_ID
+#   [--adapter DIR] [--name LABEL]`): a model the repo did not train, scored on the benchmarks under its own
+#   label. `tiny` scores a copy of its base model saved elsewhere (`base-copy`): its rows equal `base`'s.
+#
+# The stages are found through `results/<profile>/train_<stage>.json` (their artifact key); nothing here
+# imports or runs training code except the task-adaptation launch below.
 #
 # On `tiny` the evaluation items ask about facts of the DCPT corpus in wordings no training text uses,
 # beside *control* diseases that no training text mentions and a prior-only baseline (the question with
@@ -59,7 +67,9 @@ cfg = load_config(profile, overrides)
 ec = cfg.evaluation
 print(f"benchmarks {ec.benchmarks}, modes {ec.modes}, window {ec.max_length or 'model max'} tokens, "
       f"RAG for {ec.rag_models} (top {ec.rag_top_k}), VoC for {ec.voc_models}, adaptation on {ec.adapt_benchmark!r}")
-pd.DataFrame([{"model": m.name, "chat template": m.chat, "path": m.path} for m in stage_models(cfg)])
+pd.DataFrame([{"model": m.name, "chat template": m.chat, "path": m.path} for m in stage_models(cfg)]
+             + [{"model": m.name, "chat template": m.chat, "path": m.path, "external": True}
+                for m in ec.external_models])
 
 # %% [markdown]
 # ## Run every model on every task

@@ -35,9 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: in-process on <= 1 GPU, accelerate on several GPUs, torchrun for CPU processes")
     train.add_argument("--nproc", type=int, help="processes to start (default: one per visible GPU)")
 
-    ev = sub.add_parser("evaluate", help="evaluate every trained stage (notebook 05 without the notebook)")
+    ev = sub.add_parser("evaluate", help="evaluate every trained stage (notebook 05 without the notebook), or with "
+                        "--model one checkpoint the repo did not train, under its own label")
     ev.add_argument("--profile", default="tiny")
     ev.add_argument("--set", type=parse_override, action="append", default=[], help="config override a.b=value")
+    ev.add_argument("--model", help="a checkpoint directory or hub id to evaluate instead of the stages")
+    ev.add_argument("--adapter", default="", help="with --model: a PEFT adapter directory merged into it")
+    ev.add_argument("--name", help="with --model: the label of its results and table rows (default: the "
+                    "directory's name; not a stage name)")
+    ev.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
+                    help="with --model: prompts through its chat template (default: when its tokenizer has one)")
+    ev.add_argument("--benchmarks", nargs="+", help="with --model: these benchmarks (default: the profile's)")
 
     rpt = sub.add_parser("report", help="write results/<profile>/REPORT.md from the run's files")
     rpt.add_argument("--profile", default="tiny")
@@ -108,11 +116,26 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"[qilin] report: {build_report(args.profile)}")
         return 0
+    if args.command == "evaluate" and not args.model and (args.adapter or args.name or args.chat is not None
+                                                          or args.benchmarks):
+        raise SystemExit("qilin evaluate: --adapter, --name, --chat and --benchmarks go with --model")
+    if args.command == "evaluate" and args.model:
+        from .config import load_config
+        from .evaluation.external import evaluate_external, external_model
+        from .evaluation.tables import write_eval_tables
+        from .report import build_report
+
+        cfg = load_config(args.profile, dict(args.set))
+        model = external_model(cfg, args.model, adapter=args.adapter, name=args.name, chat=args.chat)
+        results = evaluate_external(cfg, model, args.benchmarks)
+        write_eval_tables(cfg.name)
+        print(f"[qilin] {len(results)} evaluation results for {model.name} (chat {model.chat}); "
+              f"report: {build_report(cfg.name)}")
+        return 0
     if args.command == "evaluate":
         from .config import load_config
         from .evaluation.runner import evaluate_all
         from .evaluation.tables import write_eval_tables
-
         from .train.adapt import adapt_after_sft
 
         adapt_after_sft(args.profile, dict(args.set))  # as notebook 05 does: a training stage, launched

@@ -330,6 +330,20 @@ class StageConfig:
 
 
 @dataclass(config=STRICT)
+class ExternalModelConfig:
+    """A model evaluated beside the stages under its own label (what `qilin evaluate --model` takes): a
+    local directory (`{artifacts}/...`, `{shared}/...` placeholders allowed) or a hub id, optionally with a
+    PEFT adapter merged into it; `chat` null = detect from the tokenizer's chat template."""
+    name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    path: Str
+    adapter: Annotated[str, Strict()] = ""
+    chat: Bool | None = None
+    # tiny's demonstration: `path` is first filled with a copy of the profile's base model, so that a
+    # directory which is none of the stages is scored (its rows must equal the base model's)
+    from_base: Bool = False
+
+
+@dataclass(config=STRICT)
 class EvalConfig:
     """Notebook 05 (qilin_lib.evaluation): which benchmarks and modes, prompt window, RAG, VoC."""
     benchmarks: list[BenchmarkName] = field(default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
@@ -353,6 +367,8 @@ class EvalConfig:
     # items for the corpus-level metrics (F1, BLEU, GLEU, ROUGE, Distinct) and the numpy seed that draws them
     bootstrap_resamples: Positive = 1000
     interval_seed: Count = 0
+    # checkpoints the repo did not train, evaluated on `benchmarks` (no RAG/VoC/variants) under their name
+    external_models: list[ExternalModelConfig] = field(default_factory=list)
 
 
 @dataclass(config=STRICT)

@@ -40,30 +40,51 @@ from .scoring import Scorer
 from .voc import VOC_PROMPT, voc
 
 STAGE_ORDER = ("base", "dcpt", "sft", "dpo")
+# Every model the repo trains, with whether its prompts go through the chat template; an external model
+# (`qilin evaluate --model`) may not take one of these names.
+STAGE_CHAT = {"base": False, "dcpt": False, "sft": True, "dpo": True, "adapt": True}
 
 
 @dataclass
 class EvalModel:
-    name: str          # base / dcpt / sft / dpo / adapt
+    name: str          # base / dcpt / sft / dpo / adapt, or an external model's label
     path: str
     chat: bool         # instruction-tuned: prompts go through the chat template
 
 
 # --------------------------------------------------------------------------------------- models
+def trained_stage(cfg, stage: str) -> EvalModel | None:
+    """A training stage's model as results/<profile>/train_<stage>.json records it (its artifact key, in
+    `provenance`; the artifact is artifacts/<profile>/<stage>-<key>), None when the record or a complete
+    artifact is missing. Evaluation never imports training: the record is the interface. The artifact's
+    weights are not re-hashed here (that reads every weight file); `model_hash` of the artifact, written
+    beside every result, is the hash of its manifest's file hashes, so a replaced model shows there."""
+    from ..paths import artifacts_dir
+
+    record = Path(results_dir(cfg.name)) / f"train_{stage}.json"
+    if not record.exists():
+        return None
+    key = json.loads(record.read_text("utf-8")).get("provenance", {}).get("artifact_key")
+    if not key:
+        raise ValueError(f"{record}: no provenance.artifact_key; retrain {stage} (`qilin train {stage}`)")
+    path = Path(artifacts_dir(cfg.name)) / f"{stage}-{key}"
+    try:
+        complete = json.loads((path / "manifest.json").read_text("utf-8")).get("complete") is True
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        complete = False
+    return EvalModel(stage, str(path), STAGE_CHAT[stage]) if complete else None
+
+
 def stage_models(cfg, progress: bool = False) -> list[EvalModel]:
-    """The base model and every training stage whose artifact exists, in pipeline order; nothing is
-    trained here (a missing stage ends the list)."""
-    from ..train.common import StageNotTrained, base_model_dir
-    from ..train.dcpt import run_dcpt
-    from ..train.dpo import run_dpo
-    from ..train.sft import run_sft
+    """The base model and every training stage whose record and artifact exist, in pipeline order; nothing
+    is trained here (a missing stage ends the list)."""
+    from ..model_source import base_model_dir
 
     models = [EvalModel("base", str(base_model_dir(cfg)), chat=False)]
-    for name, run, chat in (("dcpt", run_dcpt, False), ("sft", run_sft, True), ("dpo", run_dpo, True)):
-        try:
-            models.append(EvalModel(name, str(run(cfg, progress=progress, reuse_only=True).path), chat))
-        except StageNotTrained:
+    for name in STAGE_ORDER[1:]:
+        if (model := trained_stage(cfg, name)) is None:
             break
+        models.append(model)
     return models
 
 
@@ -208,9 +229,12 @@ def run_heldout(cfg, scorer: Scorer) -> tuple[dict, dict]:
     """Tiny profile: probe perplexity (taught vs control, unseen wordings) and the model's own preference
     for the chosen answer on held-out DPO pairs (log-prob accuracy and margin; no reference model)."""
     from ..data.stage import data_artifact, load_corpus
-    from ..train.dcpt import probe_perplexity
-    from ..train.dpo import preference_metrics, tokenize_dpo_dataset
-    from ..train.sft import ensure_chat_template
+    from ..logprobs import (
+        ensure_chat_template,
+        preference_metrics,
+        probe_perplexity,
+        tokenize_dpo_dataset,
+    )
 
     metrics: dict = {"probe_perplexity": probe_perplexity(data_artifact(cfg).path, scorer.model, scorer.tokenizer)}
     pairs = load_corpus(cfg, "eval/dpo_heldout")
@@ -224,7 +248,7 @@ def run_heldout(cfg, scorer: Scorer) -> tuple[dict, dict]:
 def write_result(cfg, model: EvalModel, task: str, bench: Benchmark | None, metrics: dict, preds: dict,
                  protocol: dict, extra: dict | None = None) -> dict:
     """results/<profile>/eval_<model>_<task>.json and predictions/<model>_<task>.jsonl."""
-    from ..train.common import model_hash
+    from ..model_source import model_hash
 
     out_dir = results_dir(cfg.name)
     result = {"model": model.name, "task": task, "benchmark": bench.name if bench else None,
@@ -303,7 +327,8 @@ def evaluate_all(cfg, progress: bool = True) -> list[dict]:
     then the task-adapted model on its benchmark when that stage has been trained (train/adapt.py; notebook
     05 and `qilin evaluate` train it first). Nothing is trained here. Result files of an earlier run that
     this run did not write (a stage or benchmark since removed) are deleted at the end, so results/ holds
-    one run only."""
+    one run only; the profile's `external_models` are scored last, and external labels' results (also
+    written by `qilin evaluate --model`) are never deleted here."""
     from .benchmarks import available
 
     ec = cfg.evaluation
@@ -322,22 +347,29 @@ def evaluate_all(cfg, progress: bool = True) -> list[dict]:
         else:
             print(f"[eval] adapt: {ec.adapt_benchmark}", flush=True)
             results += evaluate_model(cfg, adapted, [ec.adapt_benchmark], progress, voc="adapt" in ec.voc_models)
+    if ec.external_models:
+        from .external import evaluate_external, profile_external_models
+
+        for model in profile_external_models(cfg):
+            print(f"[eval] {model.name} (external): {', '.join(names)}", flush=True)
+            results += evaluate_external(cfg, model, benches, progress)
     _remove_stale(cfg.name, {(r["model"], r["task"]) for r in results})
     return results
 
 def adapted_model(cfg) -> EvalModel | None:
-    """The task-adapted model (AntGLM-Med stage 3) when its artifact exists."""
-    from ..train.adapt import run_adapt
-    from ..train.common import StageNotTrained
-
-    try:
-        return EvalModel("adapt", str(run_adapt(cfg, progress=False, reuse_only=True).path), chat=True)
-    except StageNotTrained:
-        return None
+    """The task-adapted model (AntGLM-Med stage 3) when its record and artifact exist."""
+    return trained_stage(cfg, "adapt")
 
 def _remove_stale(profile: str, written: set[tuple[str, str]]) -> None:
+    """Delete the stages' results this run did not write; an external model's results (written by
+    `qilin evaluate --model`, or the profile's `evaluation.external_models`) are kept."""
+    remove_results(profile, keep=written, models=set(STAGE_CHAT))
+
+
+def remove_results(profile: str, keep: set[tuple[str, str]], models: set[str]) -> None:
+    """Delete the result and prediction files of `models` whose (model, task) is not in `keep`."""
     out = Path(results_dir(profile))
     for r in load_results(profile):
-        if (r["model"], r["task"]) not in written:
+        if r["model"] in models and (r["model"], r["task"]) not in keep:
             (out / f"eval_{r['model']}_{r['task']}.json").unlink(missing_ok=True)
             (out / "predictions" / f"{r['model']}_{r['task']}.jsonl").unlink(missing_ok=True)

@@ -39,7 +39,9 @@ class Results:
     def __init__(self, profile: str):
         self.profile = profile
         self.by_key = {(r["model"], r["task"]): r for r in load_results(profile)}
-        self.models = [m for m in MODEL_ORDER if any(k[0] == m for k in self.by_key)]
+        # the stages in pipeline order, then models evaluated under their own label (external checkpoints)
+        self.models = [m for m in MODEL_ORDER if any(k[0] == m for k in self.by_key)] + \
+            sorted({k[0] for k in self.by_key} - set(MODEL_ORDER))
         self._predictions: dict[tuple[str, str], list[dict]] = {}
 
     def has(self, model: str, task: str) -> bool:

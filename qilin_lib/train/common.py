@@ -26,15 +26,11 @@ from transformers import TrainerCallback
 
 from ..cache import StageArtifact, atomic_write_json, hash_obj
 from ..config import ProfileConfig, StageConfig
+from ..model_source import MODEL_IDENTITY_SUFFIXES, base_model_dir, model_hash  # noqa: F401 (re-exported)
 from ..paths import PACKAGE_DIR, figures_dir, results_dir, source_hash
 from ..reporting import provenance
 
 METRICS_FILE = "train_metrics.json"  # a copy of the stage's metrics inside its artifact: what a reuse returns
-# What identifies a stage's model in model_hash: its weights and vocabulary. The other files of an artifact
-# record the run (train_metrics.json: wall times; training_args.bin: a dated logging dir; the adapter's
-# config and model card: absolute paths and versions), so retraining to bitwise-identical weights, in any
-# checkout, keeps every later stage's cache key and the hashes written into results/.
-MODEL_IDENTITY_SUFFIXES = (".safetensors", "tokenizer.json", "chat_template.jinja")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # What a Trainer checkpoint holds its weights in: a full model (DCPT) or a LoRA adapter (SFT, DPO, LoRA DCPT).
 CHECKPOINT_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors",
@@ -46,9 +42,9 @@ CHECKPOINT_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adap
 SHARED_CODE = ("train/common.py", "modeling.py", "chat_templates.py")  # templates are applied on load
 STAGE_CODE = {
     "dcpt": ("train/dcpt.py", "data/packing.py"),  # packing decides which tokens each training block holds
-    "sft": ("train/sft.py",),
-    "adapt": ("train/sft.py", "train/adapt.py"),   # run_sft(stage="adapt") on a benchmark's training split
-    "dpo": ("train/dpo.py", "train/sft.py"),       # pairs are tokenised with SFT's template and length rule
+    "sft": ("train/sft.py", "logprobs.py"),        # logprobs.py: the chat turns the loss mask is cut from
+    "adapt": ("train/sft.py", "train/adapt.py", "logprobs.py"),  # run_sft(stage="adapt") on a benchmark's split
+    "dpo": ("train/dpo.py", "train/sft.py", "logprobs.py"),  # pairs: SFT's template and length rule
 }
 
 
@@ -278,48 +274,7 @@ def stage_dataset(cfg: ProfileConfig, corpus: str, dataset=None):
     return load_corpus(cfg, corpus), f"{data_artifact(cfg).manifest['output_hash']}/{corpus}"
 
 
-def model_hash(path_or_id: str | Path) -> str:
-    """For a cache artifact, the hash of its weight and vocabulary files (MODEL_IDENTITY_SUFFIXES); for
-    another local dir its file names/sizes/mtimes (hashing 14 GB of weights costs more than it guards); for
-    a hub id the id itself."""
-    path = Path(path_or_id)
-    manifest = path / "manifest.json"
-    if manifest.exists():
-        files = json.loads(manifest.read_text("utf-8"))["files"]
-        return hash_obj({name: f for name, f in files.items() if name.endswith(MODEL_IDENTITY_SUFFIXES)})
-    if path.is_dir():
-        return hash_obj(sorted((str(p.relative_to(path)), p.stat().st_size, int(p.stat().st_mtime))
-                               for p in path.rglob("*") if p.is_file()))
-    return str(path_or_id)
-
-
 def cleanup_work_dir(art: StageArtifact) -> None:
     shutil.rmtree(work_dir(art), ignore_errors=True)
 
 
-def base_model_dir(cfg: ProfileConfig, force: bool = False) -> Path | str:
-    """The model the first training stage starts from: with `model.convert`, the profile's checkpoint
-    converted once into the `base_model` artifact (qilin_lib.convert.converted_base_model); else a hub id /
-    local dir as the profile names it, or, for `model.name_or_path: tiny`, the repo's own tokenizer +
-    untrained Llama built on the data stage's CPT and SFT texts (cached as the `base_model` artifact, keyed
-    by the data artifact's output hash)."""
-    if cfg.model.convert:
-        from ..convert import converted_base_model
-
-        return converted_base_model(cfg, force=force)
-    if cfg.model.name_or_path != "tiny":
-        return cfg.model.name_or_path
-    from ..data.stage import data_artifact, load_corpus
-    from ..modeling import tiny_base_model
-
-    data = data_artifact(cfg)
-    if not data.complete:
-        raise FileNotFoundError(f"no complete data artifact for profile {cfg.name!r} at {data.path}: "
-                                "run notebook 01 (or `qilin reproduce --only 01`) first")
-
-    def texts():  # only called on a cache miss
-        yield from load_corpus(cfg, "cpt")["text"]
-        for messages in load_corpus(cfg, "sft")["messages"]:
-            yield from (m["content"] for m in messages)
-
-    return tiny_base_model(cfg, texts=texts, input_hash=data.manifest["output_hash"], force=force)

@@ -25,16 +25,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
 
-import torch
-
 from ..cache import atomic_write_json, hash_obj
 from ..config import ProfileConfig
 from ..data import packing
+from ..logprobs import _fact_span, perplexity, probe_perplexity  # noqa: F401 (re-exported)
 from ..paths import ensure_writable
 from .common import (
     METRICS_FILE,
@@ -85,71 +83,6 @@ def _texts(corpus):
 
 
 # ----------------------------------------------------------------------------------- sanity checks
-@torch.no_grad()
-def perplexity(model, tokenizer, texts, spans=None, batch_size: int = 32) -> float:
-    """exp(mean per-token NLL) over the tokens of `texts`, or only over those inside `spans` (one
-    (start, end) character range per text). Each text is scored after an EOS, the context every
-    document has in the packed DCPT blocks, so its first token is predicted too."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    enc = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=spans is not None)
-    rows, masks = [], []
-    for i, ids in enumerate(enc["input_ids"]):
-        rows.append([tokenizer.eos_token_id] + ids)
-        if spans is None:
-            masks.append([True] * len(ids))
-        else:
-            lo, hi = spans[i]
-            masks.append([lo <= a and b <= hi for a, b in enc["offset_mapping"][i]])
-    collate = packing.PaddedCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-    nll, count = 0.0, 0
-    for i in range(0, len(rows), batch_size):
-        batch = collate([{"input_ids": r} for r in rows[i: i + batch_size]])
-        labels = batch["labels"][:, 1:].clone()
-        for j, mask in enumerate(masks[i: i + batch_size]):
-            labels[j, : len(mask)][~torch.tensor(mask, dtype=torch.bool)] = -100
-        logits = model(input_ids=batch["input_ids"].to(device),
-                       attention_mask=batch["attention_mask"].to(device)).logits.float()
-        nll += float(torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels.to(device),
-                                                       ignore_index=-100, reduction="sum"))
-        count += int((labels != -100).sum())
-    model.train(was_training)
-    return math.exp(nll / count) if count else float("nan")
-
-
-def _fact_span(text: str, values: list[str]) -> tuple[int, int]:
-    """Characters from the first to the end of the last of the disease's field values in `text`."""
-    found = [(text.find(v), text.find(v) + len(v)) for v in values if v and v in text]
-    return (min(a for a, _ in found), max(b for _, b in found)) if found else (0, 0)
-
-
-def probe_perplexity(data_dir: str | Path, model, tokenizer) -> dict | None:
-    """Perplexity of the data stage's held-out probe statements (tiny profile) per group, "taught" vs
-    "control": over the whole statement ("text") and over the stated facts only ("facts": the span of
-    the field's values, which follow the disease name in a wording no training text uses).
-
-    The whole-statement number is dominated by the unseen template wording (about a fifth of its tokens
-    never occur in the training corpus, and training drives their probability down): it rises during
-    DCPT for both groups, and the gap between the groups is what carries the knowledge. The facts-only
-    number isolates it. Returns None when the data stage wrote no probe set (non-tiny profiles)."""
-    from datasets import load_from_disk
-
-    from ..data import kg
-
-    path = Path(data_dir) / "eval" / "probe_texts"
-    if not path.exists():
-        return None
-    probes = load_from_disk(str(path))
-    entities = {e["name"]: e for e in kg.kb_entities()}
-    out: dict = {"text": {}, "facts": {}}
-    for group in sorted(set(probes["group"])):
-        rows = [r for r in probes if r["group"] == group]
-        texts = [r["text"] for r in rows]
-        spans = [_fact_span(r["text"], entities.get(r["disease"], {}).get(r["field"], [])) for r in rows]
-        out["text"][group] = round(perplexity(model, tokenizer, texts), 2)
-        out["facts"][group] = round(perplexity(model, tokenizer, texts, spans=spans), 2)
-    return out
 
 
 def exposures_per_fact(data_dir: str | Path, texts, epochs: float) -> dict | None:

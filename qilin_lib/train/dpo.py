@@ -43,14 +43,21 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
-
-import torch
 
 from ..cache import atomic_write_json
 from ..chat_templates import stop_token_ids
 from ..config import ProfileConfig
+from ..logprobs import (  # noqa: F401 (re-exported)
+    PAIR_COLUMNS,
+    _prompt_messages,
+    _sequence_logps,
+    _split,
+    ensure_chat_template,
+    preference_metrics,
+    tokenize_dpo_dataset,
+    tokenize_preference,
+)
 from ..modeling import (
     count_parameters,
     load_model_and_tokenizer,
@@ -75,62 +82,18 @@ from .common import (
 from .sft import (
     ADAPTER_DIR,
     METRICS_FILE,
-    _cut_source,
-    _cut_target,
-    _generation_header,
-    _turns,
     check_stop_token_trained,
-    ensure_chat_template,
     throughput,
 )
 
 log = logging.getLogger(__name__)
 
 STAGE = "dpo"
-PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 # before/after preference metrics: held-out pairs up to this many, training pairs a seeded sample of this many
 MAX_EVAL_PAIRS = {"heldout": 1000, "train_pairs": 100}
 
 
 # ================================================================================= tokenisation
-def _prompt_messages(prompt) -> list[dict]:
-    return list(prompt) if isinstance(prompt, (list, tuple)) else [{"role": "user", "content": prompt}]
-
-
-def _split(tokenizer, prompt, answer: str, by_segment: bool, **template_kwargs) -> tuple[list[int], list[int]]:
-    """(prompt ids, answer ids) of a conversation ending in `answer`; earlier turns belong to the prompt."""
-    turns = _turns(tokenizer, _prompt_messages(prompt) + [{"role": "assistant", "content": answer}], by_segment,
-                   **template_kwargs)
-    if not turns:
-        raise ValueError("preference pair renders without an assistant turn")
-    before = [t for source, target in turns[:-1] for t in source + target]
-    return before + turns[-1][0], turns[-1][1]
-
-
-def tokenize_preference(tokenizer, prompt, chosen: str, rejected: str, max_source_length: int,
-                        max_target_length: int, *, by_segment: bool = False,
-                        template_kwargs: dict | None = None) -> dict[str, list[int]]:
-    """prompt_ids / chosen_ids / rejected_ids of one pair, with the SFT chat template and length rule."""
-    kw = template_kwargs or {}
-    header = _generation_header(tokenizer, **kw)
-    ends = set(stop_token_ids(tokenizer, **kw))
-    prompt_c, chosen_ids = _split(tokenizer, prompt, chosen, by_segment, **kw)
-    prompt_r, rejected_ids = _split(tokenizer, prompt, rejected, by_segment, **kw)
-    if prompt_c != prompt_r:
-        raise ValueError("the rendered prompt depends on the answer; the chat template cannot be split")
-    return {"prompt_ids": _cut_source(prompt_c, max_source_length, header),
-            "chosen_ids": _cut_target(chosen_ids, max_target_length, ends),
-            "rejected_ids": _cut_target(rejected_ids, max_target_length, ends)}
-
-
-def tokenize_dpo_dataset(tokenizer, dataset, max_source_length: int, max_target_length: int, *,
-                         by_segment: bool = False, template_kwargs: dict | None = None):
-    """ChiMed-DPO records ({"prompt", "chosen", "rejected", ...}) -> token-id columns for the trainer."""
-    def fn(rec):
-        return tokenize_preference(tokenizer, rec["prompt"], rec["chosen"], rec["rejected"], max_source_length,
-                                   max_target_length, by_segment=by_segment, template_kwargs=template_kwargs)
-
-    return dataset.map(fn, remove_columns=dataset.column_names, desc="tokenize DPO")
 
 
 def _pretokenized_trainer():
@@ -148,59 +111,6 @@ def _pretokenized_trainer():
 
 
 # ================================================================================ measurements
-@torch.no_grad()
-def _sequence_logps(model, pad_token_id: int, rows: Sequence[dict], batch_size: int):
-    """Summed log-probs and lengths of the chosen and rejected answers given their prompts."""
-    from trl.trainer.dpo_trainer import DataCollatorForPreference
-
-    collate = DataCollatorForPreference(pad_token_id=pad_token_id)
-    device = next(model.parameters()).device
-    out = {"chosen": [], "rejected": [], "chosen_len": [], "rejected_len": []}
-    for i in range(0, len(rows), batch_size):
-        batch = collate([{k: r[k] for k in PAIR_COLUMNS} for r in rows[i:i + batch_size]])
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        answer = batch["completion_mask"][:, 1:].to(device).float()
-        sums, lens = (logp * answer).sum(1).cpu(), answer.sum(1).cpu()
-        for key, part in (("chosen", 0), ("rejected", 1)):
-            out[key].append(sums.chunk(2)[part])
-            out[f"{key}_len"].append(lens.chunk(2)[part])
-    return {k: torch.cat(v) for k, v in out.items()}
-
-
-def preference_metrics(model, tokenizer, rows, beta: float, batch_size: int = 32, *,
-                       policy_is_reference: bool = False) -> dict:
-    """Policy preference and DPO implicit rewards on tokenised pairs (see the module docstring).
-
-    policy_is_reference: skip the reference pass (before training: a fresh LoRA adapter has B = 0, so the
-    policy is exactly the model with the adapter disabled)."""
-    rows = [dict(r) for r in rows]
-    was_training = model.training
-    model.eval()
-    pol = _sequence_logps(model, tokenizer.pad_token_id, rows, batch_size)
-    if policy_is_reference:
-        ref = pol
-    elif hasattr(model, "disable_adapter"):  # PeftModel: the reference is the model with the adapter off
-        with model.disable_adapter():
-            ref = _sequence_logps(model, tokenizer.pad_token_id, rows, batch_size)
-    else:
-        ref = pol
-    model.train(was_training)
-    r_c = beta * (pol["chosen"] - ref["chosen"])
-    r_r = beta * (pol["rejected"] - ref["rejected"])
-    per_tok_c, per_tok_r = pol["chosen"] / pol["chosen_len"], pol["rejected"] / pol["rejected_len"]
-
-    def mean(x):
-        return round(float(x.float().mean()), 4)
-
-    return {"pairs": len(rows),
-            "logp_accuracy": mean(pol["chosen"] > pol["rejected"]),
-            "logp_margin": mean(pol["chosen"] - pol["rejected"]),
-            "logp_per_token_accuracy": mean(per_tok_c > per_tok_r),
-            "logp_per_token_margin": mean(per_tok_c - per_tok_r),
-            "reward_accuracy": mean(r_c > r_r), "reward_margin": mean(r_c - r_r),
-            "reward_chosen": mean(r_c), "reward_rejected": mean(r_r)}
 
 
 def _heldout(cfg: ProfileConfig):

@@ -48,10 +48,16 @@ from pathlib import Path
 import torch
 
 from ..cache import atomic_write_json
-from ..chat_templates import encode_by_segment, stop_token_ids
+from ..chat_templates import stop_token_ids
 from ..config import ProfileConfig
+from ..logprobs import (  # the chat turns the SFT mask is cut from
+    _cut_source,
+    _cut_target,
+    _generation_header,
+    _turns,
+    ensure_chat_template,
+)
 from ..modeling import (
-    CHAT_TEMPLATE,
     count_parameters,
     load_model_and_tokenizer,
     lora_config,
@@ -82,63 +88,6 @@ ADAPTER_DIR = "adapter"
 
 
 # ================================================================================= tokenisation
-def _generation_header(tokenizer, **template_kwargs) -> list[int]:
-    """The tokens the chat template puts between a user turn and the assistant's answer."""
-    probe = [{"role": "user", "content": "x"}]
-    bare = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True, **template_kwargs)["input_ids"]
-    with_header = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True, add_generation_prompt=True,
-                                                **template_kwargs)["input_ids"]
-    return list(with_header[len(bare):]) if with_header[:len(bare)] == bare else []
-
-
-def _turns(tokenizer, messages: Sequence[dict], by_segment: bool = False,
-           **template_kwargs) -> list[tuple[list[int], list[int]]]:
-    """(source, target) token runs of a rendered conversation, from the template's assistant mask; with
-    `by_segment`, every source and target text is encoded on its own (the authors' rule).
-
-    Tokens after the last assistant message (a trailing newline, an unanswered user turn) carry no loss
-    and are dropped."""
-    if by_segment:
-        ids, mask = encode_by_segment(tokenizer, messages, **template_kwargs)
-    else:
-        out = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True, **template_kwargs)
-        ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
-    if not any(mask):
-        if any(m["role"] == "assistant" for m in messages):
-            raise ValueError("the chat template marks no assistant tokens: it needs {% generation %} blocks")
-        return []
-    turns, i = [], 0
-    while i < len(ids):
-        j = i
-        while j < len(ids) and not mask[j]:
-            j += 1
-        k = j
-        while k < len(ids) and mask[k]:
-            k += 1
-        if k == j:  # trailing source without an answer
-            break
-        turns.append((ids[i:j], ids[j:k]))
-        i = k
-    return turns
-
-
-def _cut_source(ids: list[int], limit: int, header: list[int]) -> list[int]:
-    if len(ids) <= limit:
-        return ids
-    if header and len(header) < limit and ids[-len(header):] == header:
-        return ids[:limit - len(header)] + header  # the answer still opens the way it does at inference
-    return ids[:limit]
-
-
-def _cut_target(ids: list[int], limit: int, ends=()) -> list[int]:
-    """The first tokens of a too long target and its end: from its last token in `ends` (the end-of-turn
-    token, and what the template puts after it inside the mask), else its last token."""
-    if len(ids) <= limit:
-        return ids
-    tail = next((len(ids) - k for k in range(len(ids) - 1, -1, -1) if ids[k] in ends), 1)
-    tail = min(tail, limit)
-    return ids[:limit - tail] + ids[-tail:]
 
 
 def tokenize_conversation(tokenizer, messages: Sequence[dict], max_source_length: int, max_target_length: int,
@@ -164,15 +113,6 @@ def tokenize_conversation(tokenizer, messages: Sequence[dict], max_source_length
         input_ids += source + target
         labels += [IGNORE_INDEX] * len(source) + target
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
-
-
-def ensure_chat_template(tokenizer):
-    """Base models without a chat template (Baichuan-7B) get the repo's generic one: the SFT mask, the DPO
-    prompts and evaluation then share one format, saved with every trained tokenizer."""
-    if getattr(tokenizer, "chat_template", None) is None:
-        log.warning("tokenizer has no chat template; using the repo's generic <|user|>/<|assistant|> template")
-        tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
 
 
 def check_stop_token_trained(tokenizer, stop_ids: Sequence[int], template: str, *, by_segment: bool = False,
