@@ -80,7 +80,7 @@ def _id(tokens: list[str]) -> str:
 
 def test_the_readme_shows_the_commands_this_test_knows():
     subcommands = {c[1] for c in COMMANDS if c[0] == "qilin"}
-    assert {"reproduce", "data", "train", "plan", "smoke-inputs"} <= subcommands
+    assert {"reproduce", "data", "train", "evaluate", "plan", "smoke-inputs"} <= subcommands
     assert {c[1] for c in COMMANDS if c[0] == "python"} >= {"benchmarks/bench_dedup.py", "benchmarks/bench_eval.py"}
 
 
@@ -121,6 +121,7 @@ SMALLEST_RUNS = {
     "qilin train adapt --profile paper-smoke": "tests/test_paper_smoke.py",
     "qilin train sft --profile gpu-small": "needs a GPU: parsed and loaded",
     "qilin train dcpt --profile paper": "needs 8 GPUs: parsed and loaded",
+    "qilin evaluate --profile gpu-small": "needs a GPU and the hub: parsed and loaded (tests/test_external_eval.py runs --model)",
     "qilin evaluate": ["qilin", "evaluate", "--profile", "tiny", "--set", "evaluation.max_items=3"],
     "qilin report": ["qilin", "report", "--profile", "tiny"],
     "qilin check-results": ["qilin", "check-results", str(REPO / "results" / "tiny"), str(REPO / "results" / "tiny")],
