@@ -17,6 +17,7 @@ import pandas as pd
 
 from .cache import atomic_write_text
 from .paths import figures_dir, repo_root, results_dir, tables_dir
+from .reporting import markdown
 
 REPORT_FILE = "REPORT.md"
 # Which of our runs stands for which published model (ours on the left, DESIGN.md section 5 on the right).
@@ -118,12 +119,12 @@ def build_report(profile: str) -> Path:
                      "`paper` profile, compares like with like.")
     timings = _timings(profile)
     if timings is not None:
-        parts += ["## Wall time per notebook", timings.to_markdown(index=False)]
+        parts += ["## Wall time per notebook", markdown(timings)]
     comparison = paper_comparison(profile)
     if len(comparison):
         parts += ["## Published numbers beside ours",
                   "Our run on the right of each published number; an empty cell is a task this profile does not run.",
-                  comparison.to_markdown(index=False)]
+                  markdown(comparison)]
     parts.append("## Tables")
     for path in _ordered_tables(profile):
         parts += [f"### {path.stem}", path.read_text("utf-8").strip()]
@@ -133,5 +134,5 @@ def build_report(profile: str) -> Path:
                                            for p in figures)]
     provenance = _provenance(profile)
     if len(provenance):
-        parts += ["## Provenance", provenance.to_markdown(index=False)]
+        parts += ["## Provenance", markdown(provenance)]
     return atomic_write_text(results_dir(profile) / REPORT_FILE, "\n\n".join(parts) + "\n")

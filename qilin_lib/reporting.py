@@ -69,6 +69,12 @@ def provenance() -> dict:
             "cpu": numerics.cpu(), "numerics": numerics.fingerprint()}
 
 
+def markdown(df: pd.DataFrame) -> str:
+    """`df` as a Markdown table, a missing value (None / NaN: a task or mode the profile does not run) an
+    empty cell rather than "nan"."""
+    return df.astype(object).where(df.notna(), None).to_markdown(index=False, missingval="")
+
+
 def write_table(df: pd.DataFrame, directory: str | Path, name: str, caption: str = "",
                 display: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write `name`.md / .csv / .tex atomically; returns the paths. The caption heads the Markdown. `display`:
@@ -76,8 +82,8 @@ def write_table(df: pd.DataFrame, directory: str | Path, name: str, caption: str
     keeps the interval bounds in columns of their own)."""
     directory = Path(directory)
     shown = df if display is None else display
-    md = (f"**{caption}**\n\n" if caption else "") + shown.to_markdown(index=False) + "\n"
-    tex = shown.to_latex(index=False, caption=caption or None, label=f"tab:{name}", escape=True)
+    md = (f"**{caption}**\n\n" if caption else "") + markdown(shown) + "\n"
+    tex = shown.to_latex(index=False, caption=caption or None, label=f"tab:{name}", escape=True, na_rep="")
     paths = {"md": directory / f"{name}.md", "csv": directory / f"{name}.csv", "tex": directory / f"{name}.tex"}
     atomic_write_text(paths["md"], md)
     atomic_write_text(paths["csv"], df.to_csv(index=False))

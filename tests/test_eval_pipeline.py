@@ -4,6 +4,7 @@ every scoring mode and VoC; result files, predictions and the paper-shaped table
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -92,6 +93,8 @@ def test_every_benchmark_runs_end_to_end_on_real_samples(shared_data, sandbox, m
     assert ours["accuracy ci95_lo"] <= ours["accuracy"] <= ours["accuracy ci95_hi"]
     md = (sandbox / "results" / "paper" / "tables" / "eval_cmexam.md").read_text("utf-8")
     assert f"{ours['accuracy']:.1f} [{ours['accuracy ci95_lo']:.1f}, {ours['accuracy ci95_hi']:.1f}]" in md
+    # a published row has no interval and no loglik column: empty cells, never "nan"
+    assert cm["accuracy (loglik)"].isna().any() and not re.search(r"\|\s*nan\s*\|", md)
     pq = list(tables["eval_pubmedqa"].columns)   # the official macro-F1 first, the fixed-label one beside it
     assert pq.index("macro_f1 (generate)") < pq.index("macro_f1_fixed_labels (generate)")
 
