@@ -23,16 +23,19 @@ def shared_data() -> Path:
     return path
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
-    """results/, figures/ and artifacts/ of a test live under tmp_path, never in the checkout (a test file
-    may extend it with a fixture of the same name)."""
+    """results/, figures/ and artifacts/ of a test live under tmp_path, never in the checkout; the published
+    numbers (results/paper/reference.json) are there for the tables and the report (a test file may extend
+    this with a fixture of the same name)."""
     monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
     monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
+    (tmp_path / "results" / "paper").mkdir(parents=True)
+    shutil.copy(REPO / "results" / "paper" / "reference.json", tmp_path / "results" / "paper" / "reference.json")
     return tmp_path
-
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass

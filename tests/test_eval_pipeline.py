@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,7 @@ from qilin_lib.evaluation.tables import (
     write_eval_tables,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1] / "results" / "paper" / "reference.json"
 N = 6
-
-
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    (tmp_path / "results" / "paper").mkdir(parents=True)
-    shutil.copy(REFERENCE, tmp_path / "results" / "paper" / "reference.json")
-    return tmp_path
 
 
 @pytest.fixture

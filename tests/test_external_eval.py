@@ -22,16 +22,6 @@ from qilin_lib.evaluation.runner import stage_models, trained_stage
 from qilin_lib.evaluation.tables import eval_tables
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / "results" / "paper" / "reference.json"
-
-
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    (tmp_path / "results" / "paper").mkdir(parents=True)
-    (tmp_path / "results" / "paper" / "reference.json").write_bytes(REFERENCE.read_bytes())
-    return tmp_path
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -20,11 +19,9 @@ HEADER = '# %% tags=["parameters"]\nprofile = "tiny"\nforce = False\n\n'
 
 
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
-    monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
-    (tmp_path / "notebooks").mkdir()
-    return tmp_path
+def sandbox(sandbox):
+    (sandbox / "notebooks").mkdir()
+    return sandbox
 
 
 def _notebook(directory: Path, name: str, body: str) -> None:
@@ -107,7 +104,6 @@ def test_reproduce_refuses_to_write_committed_results_from_dirty_code(sandbox, c
     _notebook(sandbox / "notebooks", "01_ok", "from qilin_lib.paths import results_dir\n"
                                              "(results_dir(profile) / 'ok.json').write_text('{}')")
     notebooks.sync(sandbox / "notebooks")
-    shutil.copytree(REPO / "results" / "paper", sandbox / "results" / "paper")   # the report reads it
     (sandbox / "results" / "tiny").mkdir(parents=True)
     (sandbox / "results" / "tiny" / "old.json").write_text("{}")
     (sandbox / ".gitignore").write_text("artifacts/\n")
