@@ -57,8 +57,6 @@ def smoke_sandbox(sandbox, shared_data, monkeypatch):
     for source in sorted((REPO / "notebooks").glob("0*.py")):
         shutil.copy(source, sandbox / "notebooks")
     notebooks.sync(sandbox / "notebooks")
-    (sandbox / "results" / "paper").mkdir(parents=True)  # the published numbers the report sets beside ours
-    shutil.copy(REPO / "results" / "paper" / "reference.json", sandbox / "results" / "paper")
     return sandbox
 
 

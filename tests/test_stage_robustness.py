@@ -57,7 +57,7 @@ def test_each_stage_key_covers_its_own_module():
 
 def test_stage_keys_are_stable_for_unchanged_code(cfg, sandbox):
     assert keys(cfg) == keys(cfg)
-    code = paths.source_hash(*SHARED_CODE, "train/sft.py")
+    code = paths.source_hash(*SHARED_CODE, *STAGE_CODE["sft"])
     assert stage_artifact(cfg, "sft", INPUTS).inputs == INPUTS | {"code": code}
 
 
@@ -170,7 +170,7 @@ def stage_call(stage, cfg, tmp_path):
 
 @pytest.mark.parametrize("stage", ["dcpt", "sft", "dpo"])
 def test_stages_check_writability_before_any_work(cfg, sandbox, stage):
-    (sandbox / "results").mkdir()
+    (sandbox / "results").mkdir(exist_ok=True)
     (sandbox / "results" / "tiny").write_text("not a directory")
     run = stage_call(stage, cfg, sandbox)
     with pytest.raises(PermissionError, match="results directory of profile 'tiny'"):
