@@ -21,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 from qilin_lib.evaluation.metrics import (
     METRIC_NAMES,
+    METRICS_DIR,
     char_tokens,
     explanation_scores,
     generation_scores,
@@ -337,3 +338,16 @@ def test_every_module_loads_and_computes_offline_from_a_fresh_cache(tmp_path, mo
     assert out["mcq"] == {"accuracy": 100.0, "weighted_f1": 100.0}
     cached = {p.stem for p in (tmp_path / "hf" / "modules").rglob("*.py") if p.name != "__init__.py"}
     assert set(METRIC_NAMES) <= cached
+
+
+def test_every_module_takes_its_info_from_the_template_and_evaluate_finds_its_own_class():
+    """One template (metrics/template.py) instead of six copies of MetricInfo; evaluate.load must still pick
+    the module's own Metric class (the first subclass in the module), never something it imports."""
+    from qilin_lib.evaluation.metrics.template import FEATURES
+
+    for name in METRIC_NAMES:
+        source = (METRICS_DIR / name / f"{name}.py").read_text("utf-8")
+        assert "return metric_info(" in source and "evaluate.MetricInfo(" not in source, name
+        module = load_metric(name)
+        assert type(module).__module__.split(".")[-1] == name
+        assert set(module.features) in [set(f) for f in FEATURES.values()], name

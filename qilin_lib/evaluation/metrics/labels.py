@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from sklearn.metrics import f1_score
 
-NO_ANSWER = "无答案"
+from ..extraction import NO_ANSWER  # CMExam's label for a missing answer, one definition
 
 
 def _require_rows(golds: Sequence[str], preds: Sequence[str | None]) -> None:

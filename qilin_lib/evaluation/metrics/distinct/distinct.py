@@ -5,9 +5,9 @@ output without any n-gram counts 0. Not x100 (published values are 0.51 / 0.68).
 `qilin_lib.evaluation.metrics.text_overlap`.
 """
 
-import datasets
 import evaluate
 
+from qilin_lib.evaluation.metrics.template import metric_info
 from qilin_lib.evaluation.metrics.text_overlap import distinct
 
 _DESCRIPTION = """Distinct-n (Li et al. 2016): for each output, the number of distinct n-grams divided by the
@@ -36,15 +36,8 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Distinct(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Sequence(datasets.Value("string", id="token"), id="sequence")}
-            ),
-            reference_urls=["https://aclanthology.org/N16-1014/"],
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "tokens, no references",
+                           "https://aclanthology.org/N16-1014/")
 
     def _compute(self, predictions, orders: tuple[int, ...] = (1, 2)) -> dict:
         return distinct(predictions, orders=orders)

@@ -4,9 +4,9 @@ Protocol (DESIGN.md section 4): the GLEU column of the Huatuo-26M table; nltk's 
 (2016). The call lives in `qilin_lib.evaluation.metrics.text_overlap`.
 """
 
-import datasets
 import evaluate
 
+from qilin_lib.evaluation.metrics.template import metric_info
 from qilin_lib.evaluation.metrics.text_overlap import gleu
 
 _DESCRIPTION = """Corpus-level GLEU (Google-BLEU, Wu et al. 2016) as nltk.translate.gleu_score.corpus_gleu with
@@ -30,21 +30,11 @@ Examples:
     100.0
 """
 
-_TOKENS = datasets.Sequence(datasets.Value("string", id="token"), id="sequence")
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Gleu(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": _TOKENS, "references": datasets.Sequence(_TOKENS, id="references")}
-            ),
-            reference_urls=["https://www.nltk.org/api/nltk.translate.gleu_score.html"],
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "tokens, several references",
+                           "https://www.nltk.org/api/nltk.translate.gleu_score.html")
 
     def _compute(self, predictions, references) -> dict:
         return gleu(predictions, references)

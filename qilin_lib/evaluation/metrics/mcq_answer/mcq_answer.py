@@ -5,10 +5,10 @@ wrong); scikit-learn weighted F1 with the answer strings as labels. The math liv
 `qilin_lib.evaluation.metrics.labels`.
 """
 
-import datasets
 import evaluate
 
 from qilin_lib.evaluation.metrics.labels import mcq_answer_scores
+from qilin_lib.evaluation.metrics.template import metric_info
 
 _DESCRIPTION = """Multiple-choice answer metrics of the CMExam benchmark scripts. Predictions and references are
 answer strings of option letters (e.g. "B", "ACD"). Accuracy: exact string match over all rows; an empty
@@ -37,15 +37,8 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class McqAnswer(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-            reference_urls=["https://github.com/williamliujl/CMExam/tree/main/src/evaluation"],
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "strings",
+                           "https://github.com/williamliujl/CMExam/tree/main/src/evaluation")
 
     def _compute(self, predictions, references) -> dict:
         return mcq_answer_scores(references, predictions)

@@ -5,9 +5,9 @@ brevity penalty against the shortest reference, no smoothing, x100. The math liv
 `qilin_lib.evaluation.metrics.text_overlap` so it is testable without `evaluate`.
 """
 
-import datasets
 import evaluate
 
+from qilin_lib.evaluation.metrics.template import metric_info
 from qilin_lib.evaluation.metrics.text_overlap import nmt_bleu
 
 _DESCRIPTION = """BLEU-1..4 as tensorflow/nmt's compute_bleu with smooth=False (the code the CMExam benchmark
@@ -37,21 +37,11 @@ Examples:
     77.8801
 """
 
-_TOKENS = datasets.Sequence(datasets.Value("string", id="token"), id="sequence")
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class NmtBleu(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": _TOKENS, "references": datasets.Sequence(_TOKENS, id="references")}
-            ),
-            reference_urls=["https://github.com/tensorflow/nmt/blob/master/nmt/scripts/bleu.py"],
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "tokens, several references",
+                           "https://github.com/tensorflow/nmt/blob/master/nmt/scripts/bleu.py")
 
     def _compute(self, predictions, references, max_order: int = 4) -> dict:
         return nmt_bleu(predictions, references, max_order=max_order)

@@ -4,9 +4,9 @@ Protocol (DESIGN.md section 4): per sentence, ROUGE-N F over n-gram *sets* and R
 beta = P/R; F averaged over sentences, x100. The math lives in `qilin_lib.evaluation.metrics.text_overlap`.
 """
 
-import datasets
 import evaluate
 
+from qilin_lib.evaluation.metrics.template import metric_info
 from qilin_lib.evaluation.metrics.text_overlap import nmt_rouge
 
 _DESCRIPTION = """ROUGE-1, ROUGE-2 and ROUGE-L F-scores as tensorflow/nmt's rouge.py (the code the CMExam
@@ -35,19 +35,11 @@ Examples:
     100.0
 """
 
-_TOKENS = datasets.Sequence(datasets.Value("string", id="token"), id="sequence")
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class NmtRouge(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": _TOKENS, "references": _TOKENS}),
-            reference_urls=["https://github.com/tensorflow/nmt/blob/master/nmt/scripts/rouge.py"],
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "tokens",
+                           "https://github.com/tensorflow/nmt/blob/master/nmt/scripts/rouge.py")
 
     def _compute(self, predictions, references) -> dict:
         return nmt_rouge(predictions, references)

@@ -6,10 +6,10 @@ macro-F1 over exactly yes/no/maybe as a second, named key. The math lives in
 `qilin_lib.evaluation.metrics.labels`.
 """
 
-import datasets
 import evaluate
 
 from qilin_lib.evaluation.metrics.labels import pubmedqa_scores
+from qilin_lib.evaluation.metrics.template import metric_info
 
 _DESCRIPTION = """PubMedQA (reasoning-required) metrics, as pubmedqa/pubmedqa evaluation.py: accuracy over all
 rows, and macro_f1 = sklearn.metrics.f1_score(references, predictions, average="macro"), averaged over every
@@ -39,15 +39,8 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class PubmedqaLabel(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-            reference_urls=["https://github.com/pubmedqa/pubmedqa"],
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "strings",
+                           "https://github.com/pubmedqa/pubmedqa")
 
     def _compute(self, predictions, references, labels: tuple[str, ...] = ("yes", "no", "maybe")) -> dict:
         return pubmedqa_scores(references, predictions, labels=labels)
