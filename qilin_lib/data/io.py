@@ -92,14 +92,3 @@ def read_json(path: str | Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from None
-
-
-def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed object) for each non-empty line; a bad line raises naming it."""
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield lineno, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(path, f"line {lineno}", f"invalid JSON line: {exc.msg}") from None

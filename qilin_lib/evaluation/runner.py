@@ -1,7 +1,7 @@
 """Notebook 05's engine: every trained stage on every benchmark, in every scoring mode.
 
     models = stage_models(cfg)                    # base, dcpt, sft, dpo: those whose artifacts exist
-    result = evaluate_task(cfg, models[2], "cmexam")
+    result, = evaluate_model(cfg, models[2], ["cmexam"])
     result["metrics"]["loglik"]["accuracy"]
 
 Each (model, task) writes `results/<profile>/eval_<model>_<task>.json` (metrics, protocol, provenance)
@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import atomic_write_json, atomic_write_text, hash_obj
+from ..cache import atomic_write_json, atomic_write_text
 from ..paths import results_dir
 from ..reporting import provenance
 from . import multiple_choice as mc
@@ -144,6 +144,7 @@ def explanation_metrics(outputs: list[str], references: list[str], intervals: In
     chars = ([char(t) for t in outputs], [char(t) for t in references])
     return scores | overlap_intervals(hyps, refs, intervals, list(scores), rouge_tokens=chars)
 
+
 # ---------------------------------------------------------------------------------------- tasks
 def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt=None) -> tuple[dict, dict]:
     """{mode: metrics}, {mode: prediction rows} for the profile's scoring modes; `prompt` replaces the
@@ -176,6 +177,7 @@ def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt
             preds[variant], metrics[variant] = rows, mcq_metrics(bench.items, rows, **kw)
     return metrics, _tag_groups(bench.items, preds)
 
+
 def _tag_groups(items: list[dict], preds: dict) -> dict:
     """Each prediction row gets its item's `group` (tiny: taught / control), so that the knowledge tables'
     paired differences can be computed from the predictions files alone."""
@@ -184,6 +186,7 @@ def _tag_groups(items: list[dict], preds: dict) -> dict:
             if it.get("group"):
                 row["group"] = it["group"]
     return preds
+
 
 def run_qa(scorer: Scorer, bench: Benchmark, max_new_tokens: int, prompt=None) -> tuple[dict, dict]:
     prompt = prompt or bench.prompt
@@ -194,6 +197,7 @@ def run_qa(scorer: Scorer, bench: Benchmark, max_new_tokens: int, prompt=None) -
         return text_metrics([r["output"] for r in rs], [r["reference"] for r in rs], scorer.intervals) | {"n": len(rs)}
     return {"generate": _with_groups(bench.items, rows, score)}, {"generate": rows}
 
+
 def run_voc(scorer: Scorer, bench: Benchmark) -> tuple[dict, dict]:
     rows = voc(scorer, bench.items, question=bench.stem)
     return {"voc": mcq_metrics(bench.items, rows, bench.name == "pubmedqa", intervals=scorer.intervals)}, {"voc": rows}
@@ -203,6 +207,7 @@ QUESTION_VARIANTS = {
     "recall": "question_recall",  # a training wording of the question: recall without transfer (diagnostic)
 }
 
+
 def run_variant(scorer: Scorer, bench: Benchmark, variant: str) -> tuple[dict, dict]:
     """Tiny profile: cloze on a variant of each question (QUESTION_VARIANTS)."""
     key = QUESTION_VARIANTS[variant]
@@ -210,6 +215,7 @@ def run_variant(scorer: Scorer, bench: Benchmark, variant: str) -> tuple[dict, d
     for mode, rows in mc.cloze(scorer, bench.items, question=lambda it: it[key]).items():
         preds[mode], metrics[mode] = rows, mcq_metrics(bench.items, rows, intervals=scorer.intervals)
     return metrics, _tag_groups(bench.items, preds)
+
 
 def rag_prompt_fn(cfg, bench: Benchmark):
     """bench.prompt with the top-k BM25 passages for the item's question in front (and the passages used)."""
@@ -224,6 +230,7 @@ def rag_prompt_fn(cfg, bench: Benchmark):
         retrieved[item["id"]] = [[p[:ec.rag_max_chars], s] for p, s in hits]
         return rag_prompt(bench.prompt(item), [p for p, _ in hits], ec.rag_max_chars)
     return prompt, retrieved
+
 
 def run_heldout(cfg, scorer: Scorer) -> tuple[dict, dict]:
     """Tiny profile: probe perplexity (taught vs control, unseen wordings) and the model's own preference
@@ -244,6 +251,7 @@ def run_heldout(cfg, scorer: Scorer) -> tuple[dict, dict]:
     metrics["dpo_heldout"] = {k: v for k, v in pref.items() if k.startswith("logp") or k == "pairs"}
     return metrics, {}
 
+
 # ----------------------------------------------------------------------------------------- write
 def write_result(cfg, model: EvalModel, task: str, bench: Benchmark | None, metrics: dict, preds: dict,
                  protocol: dict, extra: dict | None = None) -> dict:
@@ -261,6 +269,7 @@ def write_result(cfg, model: EvalModel, task: str, bench: Benchmark | None, metr
         atomic_write_text(out_dir / "predictions" / f"{model.name}_{task}.jsonl", "\n".join(lines) + "\n")
     return result
 
+
 def protocol_of(bench: Benchmark, modes, scorer: Scorer, extra: dict | None = None) -> dict:
     """What produced a number, stored beside it: modes, parsers, prompt template, window, chat wrapping."""
     example = bench.prompt(bench.items[0]) if bench.items else ""
@@ -268,6 +277,7 @@ def protocol_of(bench: Benchmark, modes, scorer: Scorer, extra: dict | None = No
             "n_options": max((len(it.get("options") or {}) for it in bench.items), default=0),
             "chat_template": scorer.chat, "max_length": scorer.max_length,
             "truncated_prompts": scorer.truncated, "intervals": scorer.intervals.protocol(), **(extra or {})}
+
 
 def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], progress: bool = True,
                    rag: bool = False, voc: bool = False, prior: bool = False, heldout: bool = False) -> list[dict]:
@@ -313,13 +323,11 @@ def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], pro
         results.append(write_result(cfg, model, "heldout", None, metrics, {}, {"what": run_heldout.__doc__}))
     return results
 
-def result_key(result: dict) -> str:
-    """A short id of the numbers in a result (what the committed-results check compares)."""
-    return hash_obj(result["metrics"])
 
 def load_results(profile: str) -> list[dict]:
     """Every eval_*.json of a profile, in file-name order."""
     return [json.loads(p.read_text("utf-8")) for p in sorted(Path(results_dir(profile)).glob("eval_*.json"))]
+
 
 # ------------------------------------------------------------------------------------ everything
 def evaluate_all(cfg, progress: bool = True) -> list[dict]:
@@ -356,9 +364,11 @@ def evaluate_all(cfg, progress: bool = True) -> list[dict]:
     _remove_stale(cfg.name, {(r["model"], r["task"]) for r in results})
     return results
 
+
 def adapted_model(cfg) -> EvalModel | None:
     """The task-adapted model (AntGLM-Med stage 3) when its record and artifact exist."""
     return trained_stage(cfg, "adapt")
+
 
 def _remove_stale(profile: str, written: set[tuple[str, str]]) -> None:
     """Delete the stages' results this run did not write; an external model's results (written by

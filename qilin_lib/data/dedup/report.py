@@ -70,14 +70,3 @@ class DedupReport:
                              ("lsh_threshold", "verify_threshold", "order_ratio", "char_threshold", "min_chars")}
         out["thresholds"].update(bands=self.bands, rows=self.rows)
         return out
-
-    def summary(self) -> str:
-        lines = [f"dedup: {self.total} docs, removed {self.exact_removed} exact + {self.near_removed} near, "
-                 f"kept {self.kept} (bands {self.bands} x rows {self.rows}, "
-                 f"lsh {self.config.get('lsh_threshold')}, verify {self.config.get('verify_threshold')}, "
-                 f"order {self.config.get('order_ratio')}, char {self.config.get('char_threshold')}, "
-                 f"min_chars {self.config.get('min_chars')})"]
-        for name, sc in sorted(self.per_source.items()):
-            lines.append(f"  {name}: total {sc.total}, exact {sc.exact_removed}, near {sc.near_removed}, "
-                         f"kept {sc.kept}")
-        return "\n".join(lines)

@@ -1,8 +1,7 @@
 """Helpers that several source loaders share: reading rows/lines so that ONE bad record is ONE error.
 
-`io.iter_json_lines` raises on the first bad line and cannot continue; the loaders here decode and parse
-each line inside `RecordGuard.record(...)` instead, so that `errors="skip"` skips just that line and counts
-it, be it invalid JSON or invalid bytes.
+The loaders decode and parse each line inside `RecordGuard.record(...)`, so that `errors="skip"` skips just
+that line and counts it, be it invalid JSON or invalid bytes.
 """
 
 from __future__ import annotations
