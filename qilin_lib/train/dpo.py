@@ -70,7 +70,7 @@ from .common import (
     training_kwargs,
     work_dir,
 )
-from .sft import ADAPTER_DIR, load_chat_model
+from .sft import ADAPTER_DIR, load_chat_model, run_sft
 
 STAGE = "dpo"
 # before/after preference metrics: held-out pairs up to this many, training pairs a seeded sample of this many
@@ -127,7 +127,6 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     # ------------------------------------------------------------------------------ setup: inputs, artifact, reuse
     dc = setup(cfg, STAGE, reuse_only=reuse_only, lora_recipe="DPO")
     if sft_run is None:
-        from .sft import run_sft
         sft_run = run_sft(cfg, progress=progress, reuse_only=reuse_only)
     sft_dir = Path(sft_run.path)
     dataset, data_id = stage_dataset(cfg, "dpo", dataset)
