@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 
 from qilin_lib.cli import build_parser
-from qilin_lib.config import load_config
+from qilin_lib.config import TRAINING_STAGES, load_config
 from qilin_lib.paths import PACKAGE_DIR
 from qilin_lib.train import launch
 
@@ -246,13 +246,25 @@ def test_every_training_stage_goes_through_the_launcher():
     from qilin_lib.train.adapt import run_adapt
     from qilin_lib.train.dcpt import run_dcpt
 
-    assert launch.STAGES == ("dcpt", "sft", "dpo", "adapt")
+    for stage in TRAINING_STAGES:  # the one list of stages: the launcher and `qilin train` accept each
+        assert launch.stage_function(stage).__name__ == f"run_{stage}"
+        assert build_parser().parse_args(["train", stage]).stage == stage
     assert launch.stage_function("dcpt") is run_dcpt and launch.stage_function("adapt") is run_adapt
+    with pytest.raises(ValueError, match="unknown stage"):
+        launch.stage_function("rlhf")
     adapt = launch.launch_command("adapt", "paper", None, launcher="accelerate", nproc=8)
     assert adapt[adapt.index("-m", 3) + 2] == "adapt" and "--deepspeed_config_file" in adapt  # paper: adapt.deepspeed zero2
     for notebook, stage in (("02_dcpt", "dcpt"), ("03_sft", "sft"), ("04_dpo", "dpo")):
         assert f'run_or_launch("{stage}", profile, overrides' in (REPO / "notebooks" / f"{notebook}.py").read_text("utf-8")
     assert "adapt_after_sft(profile, overrides" in (REPO / "notebooks" / "05_evaluation.py").read_text("utf-8")
+
+
+def test_the_library_never_imports_its_cli():
+    """The CLI sits on top: the launcher and the stages take TRAINING_STAGES and `--set` parsing (parse_override) from qilin_lib.config."""
+    code = ("import sys, qilin_lib.train.launch, qilin_lib.train.adapt, qilin_lib.train.dpo; "
+            "print('qilin_lib.cli' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
 
 
 def test_cpu_processes_choose_the_number_of_workers_only_without_gpus(monkeypatch):

@@ -19,10 +19,10 @@ import pytest
 
 from qilin_lib import notebooks
 from qilin_lib.cli import main
+from qilin_lib.config import TRAINING_STAGES as STAGES
 from qilin_lib.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("dcpt", "sft", "dpo", "adapt")
 BENCHMARKS = ("cmexam", "ceval", "huatuo26m", "pubmedqa")
 
 

@@ -10,6 +10,7 @@ import pytest
 from transformers import TrainerState
 
 from qilin_lib import paths
+from qilin_lib.config import TRAINING_STAGES as STAGES
 from qilin_lib.config import load_config
 from qilin_lib.train.common import (
     SHARED_CODE,
@@ -23,7 +24,6 @@ from qilin_lib.train.common import (
     tokens_seen,
 )
 
-STAGES = ("dcpt", "sft", "adapt", "dpo")
 INPUTS = {"data": "d0", "base_model": "m0"}
 SMALL = {"model.vocab_size": 400, "model.hidden_size": 64, "model.num_layers": 2, "model.num_heads": 2,
          "model.intermediate_size": 128, "model.max_position_embeddings": 128}

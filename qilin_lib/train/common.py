@@ -1,5 +1,17 @@
-"""What the three training stages share: TrainingArguments from a profile, checkpoint/resume, the
-stage artifact, and the results JSON + loss curve every stage writes.
+"""What the training stages share: the stage skeleton, TrainingArguments from a profile, checkpoint/resume,
+the stage artifact, and the results JSON + loss curve every stage writes.
+
+The skeleton. DCPT (dcpt.py), SFT (sft.py), DPO (dpo.py) and task adaptation (adapt.py, SFT's run on a
+benchmark's split) each read top to bottom in the same five steps and write only what is their own (data,
+model, trainer, metrics):
+
+    sc = setup(cfg, stage, reuse_only=...)                  # 1 profile section; fail early on a read-only tree
+    art, reused = open_artifact(cfg, stage, inputs, ...)    # 2 the cache decision: reuse, look up, or train
+    if reused: return reused
+    ... the stage's data, model and trainer ...             # 3 the stage's own
+    trained = train(trainer, art, stage)                    # 4 resumes from the newest complete checkpoint
+    ... the stage's metrics ...
+    return publish(cfg, stage, art, trainer, extra, save=..., manifest=...)   # 5 rank 0 writes, all wait
 
 Layout per stage (key = hash of the stage config, its inputs' hashes and the source of the code that
 trains it, STAGE_CODE):
@@ -12,12 +24,16 @@ gradient norm stops training with an error (NonFiniteGuard), so no diverged mode
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import re
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +43,10 @@ from transformers import TrainerCallback
 from ..cache import StageArtifact, atomic_write_json, hash_obj
 from ..config import ProfileConfig, StageConfig
 from ..model_source import MODEL_IDENTITY_SUFFIXES, base_model_dir, model_hash  # noqa: F401 (re-exported)
-from ..paths import PACKAGE_DIR, figures_dir, results_dir, source_hash
+from ..paths import PACKAGE_DIR, ensure_writable, figures_dir, results_dir, source_hash
 from ..reporting import provenance
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "train_metrics.json"  # a copy of the stage's metrics inside its artifact: what a reuse returns
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -38,7 +56,8 @@ CHECKPOINT_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adap
 # The modules (relative to qilin_lib/) whose source is part of each stage's artifact key, so that a fix to
 # how a stage trains retrains it instead of serving the old model. Every stage: this module (training
 # arguments, resume) and modeling.py (loading, dtypes, LoRA config, merging the adapter). Imports that only
-# measure (SFT's and DPO's use of DCPT's probe perplexity) are left out: a metric fix keeps the model.
+# measure (the data stage's probe perplexity, which every stage reports) are left out: a metric fix keeps the
+# model (logprobs.py is in SFT's and DPO's keys for the chat turns their loss masks are cut from).
 SHARED_CODE = ("train/common.py", "modeling.py", "chat_templates.py")  # templates are applied on load
 STAGE_CODE = {
     "dcpt": ("train/dcpt.py", "data/packing.py"),  # packing decides which tokens each training block holds
@@ -65,6 +84,85 @@ class StageRun:
     reused: bool
 
 
+# ==================================================================================== the skeleton
+def setup(cfg: ProfileConfig, stage: str, *, reuse_only: bool, lora_recipe: str = "") -> StageConfig:
+    """Step 1: the stage's profile section, checked before any work. `lora_recipe` names the paper recipe
+    of a stage that only trains a LoRA adapter (SFT, DPO), which refuses `lora.enabled: false`. A run that
+    may train fails now on a read-only results/figures/artifacts dir; a `reuse_only` lookup only reads."""
+    sc: StageConfig = getattr(cfg, stage)
+    if lora_recipe and not sc.lora.enabled:
+        raise ValueError(f"{stage}.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's "
+                         f"{lora_recipe} recipe)")
+    if not reuse_only:
+        ensure_writable(cfg.name)
+    return sc
+
+
+def open_artifact(cfg: ProfileConfig, stage: str, inputs: dict[str, str], *, force: bool,
+                  reuse_only: bool) -> tuple[StageArtifact, StageRun | None]:
+    """Step 2, the cache decision: the stage's artifact (keyed by config, `inputs` and code) and, when it is
+    complete and not forced, the StageRun to return instead of training (reuse_or_start)."""
+    art = stage_artifact(cfg, stage, inputs)
+    reused = reuse_or_start(cfg, stage, art, force=force, reuse_only=reuse_only)
+    if reused is not None:
+        log.info("reusing %s artifact %s", stage, art.path)
+    return art, reused
+
+
+@dataclass
+class Trained:
+    """What `train` measured around trainer.train(): its output, the checkpoint it resumed from, and the
+    input tokens that checkpoint had already seen (a resumed run counts only its own part)."""
+    trainer: object
+    output: object          # transformers TrainOutput
+    resume: str | None
+    tokens_before: int
+    seconds: float          # wall time of trainer.train()
+
+    @property
+    def resumed_from(self) -> str | None:
+        return Path(self.resume).name if self.resume else None
+
+    def throughput(self) -> dict:
+        """Non-padding input tokens of this call per second of the Trainer's own train_runtime."""
+        seen = int(self.trainer.state.num_input_tokens_seen)
+        runtime = self.output.metrics.get("train_runtime") or float("nan")
+        return {"tokens_trained": seen, "tokens_per_second": round((seen - self.tokens_before) / runtime, 1),
+                "train_runtime_s": round(runtime, 2)}
+
+
+def train(trainer, art: StageArtifact, stage: str) -> Trained:
+    """Step 4: train, resuming from the newest complete checkpoint in the artifact's work dir (optimizer,
+    scheduler, RNG and data position included). Its token count is read before training: the Trainer's
+    checkpoint rotation may delete the checkpoint a run resumed from."""
+    resume = last_complete_checkpoint(work_dir(art))
+    tokens_before = tokens_seen(resume)
+    if resume:
+        log.info("resuming %s from %s", stage, resume)
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    return Trained(trainer, output, resume, tokens_before, time.perf_counter() - start)
+
+
+def publish(cfg: ProfileConfig, stage: str, art: StageArtifact, trainer, extra: dict, *,
+            save: Callable[[Path], None], manifest: dict) -> StageRun:
+    """Step 5: global rank 0 writes the model into the artifact (`save(out)`), then
+    results/<profile>/train_<stage>.json, the loss figure and the metrics copy that a reuse returns
+    (finish_stage); the artifact is complete only when all of it is written, and the work dir is deleted.
+    `manifest`: run facts for the manifest only. Every rank waits; rank 0 returns the metrics as a reuse
+    will (read back from the artifact), the other ranks an empty dict."""
+    rank0 = trainer.is_world_process_zero()
+    if rank0:
+        with art.writing(extra=manifest) as out:
+            save(out)
+            atomic_write_json(out / METRICS_FILE, finish_stage(cfg, stage, art, trainer, extra))
+        cleanup_work_dir(art)
+    trainer.accelerator.wait_for_everyone()
+    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8")) if rank0 else {}
+    return StageRun(stage, art.path, metrics, reused=False)
+
+
+# ====================================================================================== the parts
 def stage_artifact(cfg: ProfileConfig, stage: str, inputs: dict[str, str]) -> StageArtifact:
     config = {"stage": dataclasses.asdict(getattr(cfg, stage)), "model": dataclasses.asdict(cfg.model),
               "seed": cfg.seed}
@@ -190,10 +288,6 @@ class NonFiniteGuard(TrainerCallback):
                 "rate or check the data)")
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def finish_stage(cfg: ProfileConfig, stage: str, art: StageArtifact, trainer, extra: dict) -> dict:
     """Write results/<profile>/train_<stage>.json (metrics + provenance) and the loss curve figure."""
     args = trainer.args
@@ -278,3 +372,31 @@ def cleanup_work_dir(art: StageArtifact) -> None:
     shutil.rmtree(work_dir(art), ignore_errors=True)
 
 
+
+
+def probe_data_dir(cfg: ProfileConfig) -> Path | None:
+    """The data stage's directory when it is complete (its eval/probe_texts are scored before and after a
+    stage by logprobs.probe_perplexity), else None."""
+    from ..data.stage import data_artifact
+
+    art = data_artifact(cfg)
+    return art.path if art.complete else None
+
+
+@contextlib.contextmanager
+def datasets_progress(enabled: bool):
+    """Silence datasets' map() progress bars when progress=False."""
+    from datasets.utils.logging import (
+        disable_progress_bar,
+        enable_progress_bar,
+        is_progress_bar_enabled,
+    )
+
+    was = is_progress_bar_enabled()
+    if not enabled:
+        disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            enable_progress_bar()

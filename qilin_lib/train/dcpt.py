@@ -22,30 +22,25 @@ the trained tokens restated each taught fact.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import time
 from pathlib import Path
 
-from ..cache import atomic_write_json, hash_obj
+from ..cache import hash_obj
 from ..config import ProfileConfig
 from ..data import packing
 from ..logprobs import _fact_span, perplexity, probe_perplexity  # noqa: F401 (re-exported)
-from ..paths import ensure_writable
 from .common import (
-    METRICS_FILE,
     NonFiniteGuard,
     StageRun,
     base_model_dir,
-    cleanup_work_dir,
-    finish_stage,
-    last_complete_checkpoint,
+    datasets_progress,
     model_hash,
-    reuse_or_start,
-    stage_artifact,
-    tokens_seen,
+    open_artifact,
+    publish,
+    setup,
+    train,
     training_kwargs,
     work_dir,
 )
@@ -115,17 +110,15 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
 
     from ..modeling import count_parameters, load_model_and_tokenizer, lora_config
 
-    sc = cfg.dcpt
     # ---------------------------------------------------------------- setup: inputs, artifact, reuse
-    if not reuse_only:  # fail now on a read-only results/figures/artifacts dir; a lookup only reads
-        ensure_writable(cfg.name)
+    sc = setup(cfg, STAGE, reuse_only=reuse_only)
     base = str(base_model if base_model is not None else base_model_dir(cfg))
     # Resolved once: the data artifact's key follows the generator code, which may change mid-run.
     data_dir = default_data(cfg).path if corpus is None else None
     data_hash = corpus_hash(cfg, corpus)
-    art = stage_artifact(cfg, STAGE, inputs={"data": data_hash, "base": model_hash(base)})
-    if (reused := reuse_or_start(cfg, STAGE, art, force=force, reuse_only=reuse_only)) is not None:
-        log.info("reusing DCPT artifact %s", art.path)
+    art, reused = open_artifact(cfg, STAGE, {"data": data_hash, "base": model_hash(base)}, force=force,
+                                reuse_only=reuse_only)
+    if reused:
         return reused
     work = work_dir(art)
 
@@ -169,14 +162,8 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
     # ---------------------------------------------------------------- train (resume when interrupted)
     trainer = Trainer(model=model, args=args, train_dataset=packed, data_collator=default_data_collator,
                       processing_class=tokenizer, callbacks=[NonFiniteGuard(STAGE), *(callbacks or [])])
-    resume = last_complete_checkpoint(work)
-    tokens_before = tokens_seen(resume)
-    if resume:
-        log.info("resuming DCPT from %s", resume)
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - start
-    tokens_now = int(trainer.state.num_input_tokens_seen) - tokens_before
+    trained = train(trainer, art, STAGE)
+    tokens_now = int(trainer.state.num_input_tokens_seen) - trained.tokens_before
 
     # ---------------------------------------------------------------- save: merged plain model + metrics
     final = trainer.model
@@ -184,11 +171,12 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
         final = final.merge_and_unload()  # the next stage gets a plain model dir
     final.config.use_cache = True
     probe_after = probe_perplexity(data_dir, final, tokenizer) if data_dir else None
+    seconds = trained.seconds
     extra = {
         "tokens_trained": int(trainer.state.num_input_tokens_seen), "tokens_this_run": tokens_now,
         "train_seconds_this_run": round(seconds, 2),
         "tokens_per_second": round(tokens_now / seconds, 1) if seconds > 0 else None,
-        "resumed_from": Path(resume).name if resume else None,
+        "resumed_from": trained.resumed_from,
         "epochs_trained": round(float(trainer.state.epoch or 0.0), 3),
         "packing": stats, "packing_efficiency": stats["packing_efficiency"],
         "trainable_parameters": trainable, "total_parameters": total, "lora": sc.lora.enabled,
@@ -199,36 +187,10 @@ def run_dcpt(cfg: ProfileConfig, *, corpus=None, base_model=None, force: bool = 
         extra["probe_perplexity"] = {"before": probe_before, "after": probe_after}
     if data_dir and (exposures := exposures_per_fact(data_dir, texts, extra["epochs_trained"])):
         extra["exposures_per_fact"] = exposures
-    metrics = None
-    if trainer.is_world_process_zero():
-        with art.writing(extra={"tokens_trained": extra["tokens_trained"]}) as out:
-            final.save_pretrained(out)
-            tokenizer.save_pretrained(out)
-            metrics = finish_stage(cfg, STAGE, art, trainer, extra)
-            atomic_write_json(out / METRICS_FILE, metrics)
-        cleanup_work_dir(art)
-    trainer.accelerator.wait_for_everyone()
-    return StageRun(STAGE, art.path, metrics or extra, reused=False)
 
+    def save(out: Path) -> None:
+        final.save_pretrained(out)
+        tokenizer.save_pretrained(out)
 
-# ----------------------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def datasets_progress(enabled: bool):
-    """Silence datasets' map() progress bars when progress=False."""
-    from datasets.utils.logging import (
-        disable_progress_bar,
-        enable_progress_bar,
-        is_progress_bar_enabled,
-    )
-
-    was = is_progress_bar_enabled()
-    if not enabled:
-        disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was and not enabled:
-            enable_progress_bar()
-
-
-_datasets_progress = datasets_progress  # the name the SFT/DPO stages import
+    return publish(cfg, STAGE, art, trainer, extra, save=save,
+                   manifest={"tokens_trained": extra["tokens_trained"]})

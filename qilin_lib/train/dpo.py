@@ -34,19 +34,15 @@ training pairs, before and after DPO:
     reward_accuracy / reward_margin  the DPO implicit reward r = beta * (log pi - log pi_ref): share of pairs
                                      with r(chosen) > r(rejected), mean r(chosen) - r(rejected). Before DPO
                                      the policy *is* the reference, so both are 0 by construction.
-and, as SFT does, DCPT's probe perplexities (qilin_lib.train.dcpt.probe_perplexity) before and after.
+and, as SFT does, the probe perplexities of DCPT's sanity check (qilin_lib.logprobs.probe_perplexity)
+before and after.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
-import time
 from pathlib import Path
 
-from ..cache import atomic_write_json
-from ..chat_templates import stop_token_ids
 from ..config import ProfileConfig
 from ..logprobs import (  # noqa: F401 (re-exported)
     PAIR_COLUMNS,
@@ -55,38 +51,26 @@ from ..logprobs import (  # noqa: F401 (re-exported)
     _split,
     ensure_chat_template,
     preference_metrics,
+    probe_perplexity,
     tokenize_dpo_dataset,
     tokenize_preference,
 )
-from ..modeling import (
-    count_parameters,
-    load_model_and_tokenizer,
-    lora_config,
-    merge_adapter,
-)
-from ..paths import ensure_writable
+from ..modeling import count_parameters, lora_config, merge_adapter
 from .common import (
     NonFiniteGuard,
     StageRun,
-    cleanup_work_dir,
-    finish_stage,
-    last_complete_checkpoint,
+    datasets_progress,
     model_hash,
-    reuse_or_start,
-    stage_artifact,
+    open_artifact,
+    probe_data_dir,
+    publish,
+    setup,
     stage_dataset,
-    tokens_seen,
+    train,
     training_kwargs,
     work_dir,
 )
-from .sft import (
-    ADAPTER_DIR,
-    METRICS_FILE,
-    check_stop_token_trained,
-    throughput,
-)
-
-log = logging.getLogger(__name__)
+from .sft import ADAPTER_DIR, load_chat_model, run_sft
 
 STAGE = "dpo"
 # before/after preference metrics: held-out pairs up to this many, training pairs a seeded sample of this many
@@ -140,41 +124,27 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     eval/dpo_heldout when the data stage has it); callbacks: extra transformers TrainerCallbacks."""
     from trl import DPOConfig
 
-    from ..data.stage import data_artifact
-    from .dcpt import datasets_progress, probe_perplexity
-
-    dc = cfg.dpo
-    if not dc.lora.enabled:
-        raise ValueError("dpo.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's DPO recipe)")
-    if not reuse_only:  # fail now on a read-only results/figures/artifacts dir; a lookup only reads
-        ensure_writable(cfg.name)
-    # ------------------------------------------------------------------------------ inputs
+    # ------------------------------------------------------------------------------ setup: inputs, artifact, reuse
+    dc = setup(cfg, STAGE, reuse_only=reuse_only, lora_recipe="DPO")
     if sft_run is None:
-        from .sft import run_sft
         sft_run = run_sft(cfg, progress=progress, reuse_only=reuse_only)
     sft_dir = Path(sft_run.path)
     dataset, data_id = stage_dataset(cfg, "dpo", dataset)
-    art = stage_artifact(cfg, STAGE, inputs={"data": data_id, "sft_model": model_hash(sft_dir)})
-    if (reused := reuse_or_start(cfg, STAGE, art, force=force, reuse_only=reuse_only)) is not None:
+    art, reused = open_artifact(cfg, STAGE, {"data": data_id, "sft_model": model_hash(sft_dir)}, force=force,
+                                reuse_only=reuse_only)
+    if reused:
         return reused
 
     # ------------------------------------------------------------------------------ model + data
-    model, tokenizer = load_model_and_tokenizer(cfg.model, str(sft_dir))  # with the profile's chat template
-    ensure_chat_template(tokenizer)
+    model, tokenizer, template = load_chat_model(cfg, sft_dir)
     heldout = _heldout(cfg) if heldout is None else heldout
-    by_segment, kw = cfg.model.chat_template != "auto", cfg.model.chat_template_kwargs
-    check_stop_token_trained(tokenizer, stop_token_ids(tokenizer, model.generation_config.eos_token_id, **kw),
-                             cfg.model.chat_template, by_segment=by_segment, template_kwargs=kw)
     with datasets_progress(progress):
-        train_ds = tokenize_dpo_dataset(tokenizer, dataset, dc.max_source_length, dc.max_target_length,
-                                        by_segment=by_segment, template_kwargs=kw)
-        heldout_ds = (tokenize_dpo_dataset(tokenizer, heldout, dc.max_source_length, dc.max_target_length,
-                                           by_segment=by_segment, template_kwargs=kw)
+        train_ds = tokenize_dpo_dataset(tokenizer, dataset, dc.max_source_length, dc.max_target_length, **template)
+        heldout_ds = (tokenize_dpo_dataset(tokenizer, heldout, dc.max_source_length, dc.max_target_length, **template)
                       if heldout is not None and len(heldout) else None)
 
     # ------------------------------------------------------------------------------ train
-    work = work_dir(art)
-    args = DPOConfig(**training_kwargs(cfg, STAGE, work, progress), beta=dc.beta, max_length=None,
+    args = DPOConfig(**training_kwargs(cfg, STAGE, work_dir(art), progress), beta=dc.beta, max_length=None,
                      include_num_input_tokens_seen="non_padding")
     trainer = _pretokenized_trainer()(model=model, ref_model=None, args=args, train_dataset=train_ds,
                                       processing_class=tokenizer, peft_config=lora_config(dc.lora),
@@ -186,16 +156,9 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
     fresh = all(not p.any() for n, p in trainer.model.named_parameters() if "lora_B" in n)  # policy == reference
     before = {name: preference_metrics(trainer.model, tokenizer, ds, dc.beta, policy_is_reference=fresh)
               for name, ds in eval_sets.items()}
-    data_art = data_artifact(cfg)
-    probe_data = data_art.path if data_art.complete else None
+    probe_data = probe_data_dir(cfg)
     probe_before = probe_perplexity(probe_data, trainer.model, tokenizer) if probe_data else None
-    resume = last_complete_checkpoint(work)
-    tokens_before = tokens_seen(resume)
-    if resume:
-        log.info("resuming DPO from %s", resume)
-    start = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume)
-    wall = time.perf_counter() - start
+    trained = train(trainer, art, STAGE)
 
     # ------------------------------------------------------------------------------ measure + save
     after = {name: preference_metrics(trainer.model, tokenizer, ds, dc.beta) for name, ds in eval_sets.items()}
@@ -214,24 +177,17 @@ def run_dpo(cfg: ProfileConfig, *, dataset=None, sft_run: StageRun | None = None
         "train_pairs_eval": {"before": before["train_pairs"], "after": after["train_pairs"]},
         "heldout": ({"before": before["heldout"], "after": after["heldout"]} if heldout_ds is not None else None),
         "probe_perplexity": {"before": probe_before, "after": probe_after} if probe_before else None,
-        **throughput(trainer, output, tokens_before), "wall_s": round(wall, 2),
-        "resumed_from": Path(resume).name if resume else None,
+        **trained.throughput(), "wall_s": round(trained.seconds, 2), "resumed_from": trained.resumed_from,
         "lora": dataclasses.asdict(dc.lora), "max_source_length": dc.max_source_length,
         "max_target_length": dc.max_target_length,
         "sft_model": str(sft_dir), "hashes": {"data": data_id, "sft_model": art.inputs["sft_model"]},
     }
-    if not trainer.is_world_process_zero():
-        trainer.accelerator.wait_for_everyone()
-        return StageRun(STAGE, art.path, {}, reused=False)
-    metrics = finish_stage(cfg, STAGE, art, trainer, extra)
-    with art.writing(extra={"sft_model": str(sft_dir)}) as out:
+
+    def save(out: Path) -> None:
         trainer.save_model(str(out / ADAPTER_DIR))
         merge_adapter(sft_dir, out / ADAPTER_DIR, out, model_cfg=cfg.model)
-        atomic_write_json(out / METRICS_FILE, metrics)
-    cleanup_work_dir(art)
-    trainer.accelerator.wait_for_everyone()
-    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))  # as a reuse will return them
-    return StageRun(STAGE, art.path, metrics, reused=False)
+
+    return publish(cfg, STAGE, art, trainer, extra, save=save, manifest={"sft_model": str(sft_dir)})
 
 
 # ========================================================================================= figure

@@ -16,9 +16,9 @@ visible GPU); `accelerate launch` on several GPUs, with the DeepSpeed config whe
 section sets `deepspeed` (the paper profile: ZeRO-2, as the authors trained) and plain DDP otherwise;
 `torchrun` with the gloo backend for several CPU processes (how the tests run DDP without a GPU).
 
-Only global rank 0 writes results and figures (finish_stage checks `trainer.is_world_process_zero()`). Rank 0
-also hands its StageRun to the launching process through a JSON file ($QILIN_LAUNCH_RESULT), which is how
-`run_or_launch` returns the same StageRun on both paths.
+Only global rank 0 writes results and figures (`publish` in train/common.py checks
+`trainer.is_world_process_zero()`). Rank 0 also hands its StageRun to the launching process through a JSON
+file ($QILIN_LAUNCH_RESULT), which is how `run_or_launch` returns the same StageRun on both paths.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..cache import atomic_write_json
-from ..config import TRAINING_STAGES as STAGES
-from ..config import ProfileConfig, _flatten, load_config, parse_override
+from ..config import TRAINING_STAGES, ProfileConfig, _flatten, load_config, parse_override
 from ..paths import PACKAGE_DIR, artifacts_dir, results_dir
 
 if TYPE_CHECKING:
@@ -72,8 +71,8 @@ def global_rank() -> int:
 
 def stage_function(stage: str) -> Callable[..., "StageRun"]:
     """`run_<stage>` from qilin_lib.train.<stage>, imported only when asked for."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+    if stage not in TRAINING_STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(TRAINING_STAGES)}")
     return getattr(importlib.import_module(f"qilin_lib.train.{stage}"), f"run_{stage}")
 
 
@@ -252,7 +251,7 @@ def _write_result(path: str | os.PathLike, run: "StageRun", world_size: int) -> 
 # ------------------------------------------------------------------------------- worker process
 def add_stage_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The arguments `qilin train` and the worker share."""
-    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("stage", choices=TRAINING_STAGES)
     parser.add_argument("--profile", default="tiny", help="tiny, gpu-small, paper or a .yaml path")
     parser.add_argument("--set", type=parse_override, action="append", default=[], help="config override a.b=value")
     parser.add_argument("--force", action="store_true", help="retrain even if the artifact exists")

@@ -39,15 +39,11 @@ LoRA plumbing written here.
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from ..cache import atomic_write_json
 from ..chat_templates import stop_token_ids
 from ..config import ProfileConfig
 from ..logprobs import (  # the chat turns the SFT mask is cut from
@@ -56,6 +52,7 @@ from ..logprobs import (  # the chat turns the SFT mask is cut from
     _generation_header,
     _turns,
     ensure_chat_template,
+    probe_perplexity,
 )
 from ..modeling import (
     count_parameters,
@@ -63,24 +60,20 @@ from ..modeling import (
     lora_config,
     merge_adapter,
 )
-from ..paths import ensure_writable
 from .common import (
-    METRICS_FILE,
     NonFiniteGuard,
     StageRun,
-    cleanup_work_dir,
-    finish_stage,
-    last_complete_checkpoint,
+    datasets_progress,
     model_hash,
-    reuse_or_start,
-    stage_artifact,
+    open_artifact,
+    probe_data_dir,
+    publish,
+    setup,
     stage_dataset,
-    tokens_seen,
+    train,
     training_kwargs,
     work_dir,
 )
-
-log = logging.getLogger(__name__)
 
 STAGE = "sft"
 IGNORE_INDEX = -100
@@ -152,14 +145,17 @@ def tokenize_sft_dataset(tokenizer, dataset, max_source_length: int, max_target_
     return tokenized.filter(lambda r: any(t != IGNORE_INDEX for t in r["labels"]), desc="drop label-free rows")
 
 
-# ======================================================================================== hashes
-def throughput(trainer, output, start: int) -> dict:
-    """Non-padding input tokens of this call per second of training; `start`: the tokens_seen() of the
-    checkpoint it resumed from (a resumed run counts its own part)."""
-    seen = int(trainer.state.num_input_tokens_seen)
-    runtime = output.metrics.get("train_runtime") or float("nan")
-    return {"tokens_trained": seen, "tokens_per_second": round((seen - start) / runtime, 1),
-            "train_runtime_s": round(runtime, 2)}
+# ================================================================================== chat model
+def load_chat_model(cfg: ProfileConfig, model_dir: str | Path):
+    """(model, tokenizer, template) of a chat stage (SFT, adapt, DPO): the model with the profile's chat
+    template, refused when that template does not train the stop token (check_stop_token_trained); template:
+    the keywords its tokenisation takes (by_segment, template_kwargs)."""
+    model, tokenizer = load_model_and_tokenizer(cfg.model, str(model_dir))  # with the profile's chat template
+    ensure_chat_template(tokenizer)
+    by_segment, kw = cfg.model.chat_template != "auto", cfg.model.chat_template_kwargs
+    check_stop_token_trained(tokenizer, stop_token_ids(tokenizer, model.generation_config.eos_token_id, **kw),
+                             cfg.model.chat_template, by_segment=by_segment, template_kwargs=kw)
+    return model, tokenizer, {"by_segment": by_segment, "template_kwargs": kw}
 
 
 # ================================================================================ measurements
@@ -186,56 +182,37 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
 
     dataset: ChiMed-SFT records (default: the data stage's `sft` corpus); base_model: a model dir (default:
     run_dcpt(cfg).path); probe_data: a data-stage directory whose eval/probe_texts are scored before and
-    after SFT with DCPT's probe_perplexity (default: the data stage's, when it has them); callbacks: extra
+    after SFT with probe_perplexity, DCPT's sanity check (default: the data stage's, when it has them); callbacks: extra
     transformers TrainerCallbacks (the tests interrupt a run with one); reuse_only: raise StageNotTrained
     instead of training (this stage or the DCPT stage below it); stage: the profile section and artifact
     name, `adapt` for AntGLM-Med's task adaptation (the same LoRA SFT on one benchmark's training split)."""
     from trl import SFTConfig, SFTTrainer
 
-    from ..data.stage import data_artifact
-    from .dcpt import datasets_progress, probe_perplexity
-
-    sc = getattr(cfg, stage)
-    if not sc.lora.enabled:
-        raise ValueError(f"{stage}.lora.enabled is false: this stage trains a LoRA adapter (Qilin-Med's SFT recipe)")
-    if not reuse_only:  # fail now on a read-only results/figures/artifacts dir; a lookup only reads
-        ensure_writable(cfg.name)
-    # ------------------------------------------------------------------------------ inputs
+    # ------------------------------------------------------------------------------ setup: inputs, artifact, reuse
+    sc = setup(cfg, stage, reuse_only=reuse_only, lora_recipe="SFT")
     if base_model is None:
         from .dcpt import run_dcpt
         base_model = run_dcpt(cfg, progress=progress, reuse_only=reuse_only).path
     dataset, data_id = stage_dataset(cfg, "sft", dataset)
-    art = stage_artifact(cfg, stage, inputs={"data": data_id, "base_model": model_hash(base_model)})
-    if (reused := reuse_or_start(cfg, stage, art, force=force, reuse_only=reuse_only)) is not None:
+    art, reused = open_artifact(cfg, stage, {"data": data_id, "base_model": model_hash(base_model)}, force=force,
+                                reuse_only=reuse_only)
+    if reused:
         return reused
 
     # ------------------------------------------------------------------------------ model + data
-    model, tokenizer = load_model_and_tokenizer(cfg.model, str(base_model))  # with the profile's chat template
-    ensure_chat_template(tokenizer)
-    by_segment, kw = cfg.model.chat_template != "auto", cfg.model.chat_template_kwargs
-    check_stop_token_trained(tokenizer, stop_token_ids(tokenizer, model.generation_config.eos_token_id, **kw),
-                             cfg.model.chat_template, by_segment=by_segment, template_kwargs=kw)
+    model, tokenizer, template = load_chat_model(cfg, base_model)
     with datasets_progress(progress):
-        train_ds = tokenize_sft_dataset(tokenizer, dataset, sc.max_source_length, sc.max_target_length,
-                                        by_segment=by_segment, template_kwargs=kw)
+        train_ds = tokenize_sft_dataset(tokenizer, dataset, sc.max_source_length, sc.max_target_length, **template)
     lengths = [len(r) for r in train_ds["input_ids"]]
-    if probe_data is None and (data_art := data_artifact(cfg)).complete:
-        probe_data = data_art.path
+    probe_data = probe_data_dir(cfg) if probe_data is None else probe_data
     probe_before = probe_perplexity(probe_data, model, tokenizer) if probe_data else None
 
     # ------------------------------------------------------------------------------ train
-    work = work_dir(art)
-    args = SFTConfig(**training_kwargs(cfg, stage, work, progress), max_length=None, packing=False,
+    args = SFTConfig(**training_kwargs(cfg, stage, work_dir(art), progress), max_length=None, packing=False,
                      include_num_input_tokens_seen="non_padding")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
                          peft_config=lora_config(sc.lora), callbacks=[NonFiniteGuard(stage), *(callbacks or [])])
-    resume = last_complete_checkpoint(work)
-    tokens_before = tokens_seen(resume)
-    if resume:
-        log.info("resuming SFT from %s", resume)
-    start = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume)
-    wall = time.perf_counter() - start
+    trained = train(trainer, art, stage)
 
     # ------------------------------------------------------------------------------ measure + save
     trainable, total = count_parameters(trainer.model)
@@ -246,8 +223,7 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
         "train_examples": len(train_ds), "dropped_examples": len(dataset) - len(train_ds),
         "tokens_per_example": {"mean": round(sum(lengths) / len(lengths), 1), "max": max(lengths)},
         "label_tokens": sum(sum(t != IGNORE_INDEX for t in r) for r in train_ds["labels"]),
-        **throughput(trainer, output, tokens_before), "wall_s": round(wall, 2),
-        "resumed_from": Path(resume).name if resume else None,
+        **trained.throughput(), "wall_s": round(trained.seconds, 2), "resumed_from": trained.resumed_from,
         "lora": dataclasses.asdict(sc.lora), "max_source_length": sc.max_source_length,
         "max_target_length": sc.max_target_length,
         "base_model": str(base_model), "hashes": {"data": data_id, "base_model": art.inputs["base_model"]},
@@ -255,18 +231,12 @@ def run_sft(cfg: ProfileConfig, *, dataset=None, base_model: str | Path | None =
     if probe_before is not None:  # SFT must keep what DCPT taught (DESIGN.md 3)
         extra["probe_perplexity"] = {"before": probe_before,
                                      "after": probe_perplexity(probe_data, trainer.model, tokenizer)}
-    if not trainer.is_world_process_zero():
-        trainer.accelerator.wait_for_everyone()
-        return StageRun(stage, art.path, {}, reused=False)
-    metrics = finish_stage(cfg, stage, art, trainer, extra)
-    with art.writing(extra={"base_model": str(base_model)}) as out:
-        trainer.save_model(str(out / ADAPTER_DIR))               # adapter + tokenizer
+
+    def save(out: Path) -> None:
+        trainer.save_model(str(out / ADAPTER_DIR))                                 # adapter + tokenizer
         merge_adapter(base_model, out / ADAPTER_DIR, out, model_cfg=cfg.model)  # plain model for later stages
-        atomic_write_json(out / METRICS_FILE, metrics)
-    cleanup_work_dir(art)
-    trainer.accelerator.wait_for_everyone()
-    metrics = json.loads((art.path / METRICS_FILE).read_text("utf-8"))  # as a reuse will return them
-    return StageRun(stage, art.path, metrics, reused=False)
+
+    return publish(cfg, stage, art, trainer, extra, save=save, manifest={"base_model": str(base_model)})
 
 
 # ========================================================================================= figure
