@@ -31,6 +31,7 @@ from ..cache import StageArtifact, atomic_write_json, hash_file, hash_obj
 from ..config import ProfileConfig
 from ..paths import results_dir
 from . import chimed
+from .decontam import ContaminationCheck, test_sets
 from .dedup import DedupReport, iter_dedup_records
 from .io import HUB_PREFIX, resolve_path
 from .records import corpus_features
@@ -220,6 +221,9 @@ def run_data_stage(cfg: ProfileConfig, force: bool = False, progress: bool = Tru
     stats = json.loads((art.path / STATS_FILE).read_text("utf-8"))
     stats["artifact"] = {"key": art.key, "output_hash": art.manifest["output_hash"]}
     atomic_write_json(results_dir(cfg.name) / STATS_FILE, stats)
+    from .card import write_data_card  # pandas: only once the corpora are built
+
+    write_data_card(stats, cfg.name)
     stats["build_seconds"] = art.manifest.get("build_seconds")  # for the notebook; not committed
     return DataStageResult(path=art.path, stats=stats, reused=reused)
 
@@ -228,18 +232,26 @@ def _build_outputs(inputs: StageInputs, out: Path, cfg: ProfileConfig, progress:
     """Every corpus (one at a time) and eval set into `out`; returns their statistics."""
     content = ContentHash(chimed.CORPORA)
     corpora, dedup = {}, {}
-    for corpus in chimed.CORPORA:
-        corpora[corpus], dedup[corpus] = _build_corpus(corpus, inputs.corpora.get(corpus, ()),
-                                                       out / f"chimed_{corpus}", cfg, progress, content)
+    sets, not_checked = test_sets(cfg, inputs.evals)
+    decon = cfg.data.decontamination
+    check = ContaminationCheck(sets, cfg.data.dedup, drop=decon.drop, examples=decon.examples,
+                               skipped=not_checked, tmp_dir=out)
+    try:
+        for corpus in chimed.CORPORA:
+            corpora[corpus], dedup[corpus] = _build_corpus(corpus, inputs.corpora.get(corpus, ()),
+                                                           out / f"chimed_{corpus}", cfg, progress, content, check)
+    finally:
+        check.close()
     for name, recs in inputs.evals.items():
         write_records(out / "eval" / name, recs, infer_features(recs))
     return {"corpora": corpora, "eval_sets": {name: len(recs) for name, recs in inputs.evals.items()},
-            "dedup": dedup, "content_hash": content.hexdigest()}
+            "dedup": dedup, "decontamination": check.as_dict(), "content_hash": content.hexdigest()}
 
 
 def _build_corpus(corpus: str, records: Iterable[dict], path: Path, cfg: ProfileConfig, progress: bool,
-                  content: ContentHash) -> tuple[dict, dict]:
-    """Deduplicate one corpus's records as they stream in and write the kept ones; returns its
+                  content: ContentHash, check: ContaminationCheck) -> tuple[dict, dict]:
+    """Deduplicate one corpus's records as they stream in, look each kept one up among the benchmark test
+    items (dropping it when data.decontamination.drop says so) and write the rest; returns its
     composition (corpus counts) and its dedup report."""
     # Preference pairs built from one ranking share prompt and chosen answer and differ in the rejected
     # one: near-duplicate text, distinct training signal. DPO is therefore deduplicated exactly only.
@@ -251,7 +263,7 @@ def _build_corpus(corpus: str, records: Iterable[dict], path: Path, cfg: Profile
     kept = iter_dedup_records(records, text_key=lambda r: chimed.dedup_text(r, corpus), config=dedup_cfg,
                               progress=progress, report=report, tmp_dir=path.parent)
     with CorpusWriter(path, corpus_features(corpus)) as writer:
-        for rec in kept:
+        for rec in check.filter(corpus, kept):
             writer.write(rec)
             counts.add(rec)
             content.add(corpus, rec)
