@@ -148,8 +148,14 @@ def test_paper_profile_reads_chimed_through_the_hub_code_path(sandbox, tmp_path,
         return str(path)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    stats = run_data_stage(load_config("paper"), progress=False).stats
-    assert sorted(calls) == [("williamliu/ChiMed", f, "dataset") for f in ("cpt.txt", "dpo.json", "sft.jsonl")]
+    # One benchmark on the hub (the contamination check's download goes through the same stand-in; C-Eval's
+    # datasets download would spend ~20 s in retries offline)
+    huatuo = load_config("paper").data.benchmarks["huatuo26m"]
+    stats = run_data_stage(load_config("paper", {"data.benchmarks": {"huatuo26m": huatuo}}), progress=False).stats
+    # (the contamination check asks for the Huatuo-26M test file too: the stand-ins have none, it is reported)
+    chimed_calls = sorted(call for call in calls if call[0] == "williamliu/ChiMed")
+    assert chimed_calls == [("williamliu/ChiMed", f, "dataset") for f in ("cpt.txt", "dpo.json", "sft.jsonl")]
+    assert "huatuo26m" in stats["decontamination"]["not_checked"]
     assert [stats["corpora"][c]["records"] for c in ("cpt", "sft", "dpo")] == [2, 2, 1]
     assert {s["source"] for s in stats["sources"]} == {"chimed_cpt", "chimed_sft", "chimed_dpo"}
 

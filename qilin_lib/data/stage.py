@@ -29,7 +29,7 @@ from typing import Iterable, Iterator
 
 from ..cache import StageArtifact, atomic_write_json, hash_file, hash_obj
 from ..config import ProfileConfig
-from ..paths import results_dir
+from ..paths import repo_root, results_dir
 from . import chimed
 from .decontam import ContaminationCheck, test_sets
 from .dedup import DedupReport, iter_dedup_records
@@ -176,6 +176,15 @@ def input_fingerprints(cfg: ProfileConfig) -> dict[str, str]:
     for spec in cfg.data.sources:
         path = str(spec["path"])
         prints[spec["name"]] = path if path.startswith(HUB_PREFIX) else _file_fingerprint(Path(path).expanduser())
+    # The contamination check reads the benchmarks' test files: a changed local file is a different input.
+    # Hub ids, directories and files not there yet (reported as not checked) are keyed by their name.
+    for name, entry in sorted(cfg.data.benchmarks.items()):
+        entry = {"path": entry} if isinstance(entry, str) else entry
+        for field_name in ("path", "test_ids"):
+            value = str(entry.get(field_name) or "")
+            local = Path(value).expanduser()
+            local = local if local.is_absolute() else repo_root() / local
+            prints[f"benchmark:{name}:{field_name}"] = _file_fingerprint(local) if value and local.is_file() else value
     return prints
 
 

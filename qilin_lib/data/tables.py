@@ -77,6 +77,10 @@ def decontamination_frame(stats: dict) -> pd.DataFrame:
                                "records_dropped": tally["records_dropped"], "note": ""})
         for bench, reason in report["not_checked"].items():
             rows.append({"corpus": corpus, "benchmark": bench, "note": f"not checked: {reason}"})
+        if not tally["benchmarks"] and not report["not_checked"]:
+            rows.append({"corpus": corpus, "benchmark": "", "records_contaminated": tally["records_contaminated"],
+                         "records_dropped": tally["records_dropped"],
+                         "note": "not checked: the profile names no data.benchmarks"})
     if not rows:
         raise ValueError("data_stats.json has no decontamination figures (no corpus was built)")
     return pd.DataFrame(rows)
