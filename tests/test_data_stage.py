@@ -166,7 +166,9 @@ def test_the_released_chimed_layout_loads_every_record(shared_data, sandbox):
     spec = [{"name": "chimed_cpt", "loader": "chimed_cpt_txt", "path": str(layout / "cpt.txt"), "stage": "cpt"},
             {"name": "chimed_sft", "loader": "chimed_sft_jsonl", "path": str(layout / "sft.jsonl"), "stage": "sft"},
             {"name": "chimed_dpo", "loader": "chimed_dpo_json", "path": str(layout / "dpo.json"), "stage": "dpo"}]
-    cfg = load_config("paper", {"data.sources": spec, "data.max_records_per_source": 300})
+    # the shared CMExam sample as the only benchmark (the profile's others are on the hub or not cloned)
+    cfg = load_config("paper", {"data.sources": spec, "data.max_records_per_source": 300,
+                                "data.benchmarks": {"cmexam": str(shared_data / "cmexam" / "test_10_official.csv")}})
     stats = run_data_stage(cfg, progress=False).stats
     by_source = {s["source"]: s for s in stats["sources"]}
     assert all(s["skipped"] == 0 and s["loaded"] > 0 for s in by_source.values()), by_source

@@ -8,7 +8,8 @@ The repo's dedup engine (qilin_lib.data.dedup) decides what a duplicate is, with
 the same normalised text (exact) or a MinHash-LSH candidate that passes the n-gram, order and character
 tests (near; texts under `min_chars` are compared exactly only). The test items are small, so they are the
 index and the corpus streams past it: each kept training record is looked up (`Deduplicator.query`, which
-keeps nothing) and then written or, with `drop`, left out. Nothing of a corpus is held.
+keeps nothing) batch by batch as deduplication passes them on, and then written or, with `drop`, left
+out. Nothing of a corpus is held.
 
 Two keys per test item, each its own index: the question alone, and the question with its answer (an exam
 item's gold option texts, a QA pair's answer). A training record is looked up through several texts
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..config import DedupConfig
 from . import chimed
@@ -130,17 +131,22 @@ class ContaminationCheck:
         for index in self.indexes.values():
             index.close()
 
-    def filter(self, corpus: str, records: Iterable[dict]) -> Iterator[dict]:
-        """The records in order, less the contaminated ones when `drop`; the corpus's tally fills as it goes."""
+    def batch_filter(self, corpus: str) -> Callable[[list[dict]], list[dict]]:
+        """A function batch -> the batch less its contaminated records when `drop`, tallying for `corpus`
+        (the data stage hands it to the deduplication stream: `iter_dedup_records(kept_filter=...)`)."""
         tally = self.corpora[corpus] = {"records_checked": 0, "records_contaminated": 0, "records_dropped": 0,
                                         "matched": {key: {} for key in KEYS}}
-        batch: list[dict] = []
+        return lambda batch: self._batch(corpus, batch, tally)
+
+    def filter(self, corpus: str, records: Iterable[dict]) -> Iterator[dict]:
+        """The records in order, less the contaminated ones when `drop`, looked up BATCH_RECORDS at a time."""
+        check, batch = self.batch_filter(corpus), []
         for rec in records:
             batch.append(rec)
             if len(batch) >= BATCH_RECORDS:
-                yield from self._batch(corpus, batch, tally)
+                yield from check(batch)
                 batch = []
-        yield from self._batch(corpus, batch, tally)
+        yield from check(batch)
 
     def _batch(self, corpus: str, batch: list[dict], tally: dict) -> list[dict]:
         if not batch:

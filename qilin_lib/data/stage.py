@@ -270,9 +270,10 @@ def _build_corpus(corpus: str, records: Iterable[dict], path: Path, cfg: Profile
     # the outputs (the artifact's directory being written, on the disk that holds the corpora), not to
     # a /tmp that may be small or in RAM; it never has a name there and is gone when the corpus is done.
     kept = iter_dedup_records(records, text_key=lambda r: chimed.dedup_text(r, corpus), config=dedup_cfg,
-                              progress=progress, report=report, tmp_dir=path.parent)
+                              progress=progress, report=report, tmp_dir=path.parent,
+                              kept_filter=check.batch_filter(corpus))
     with CorpusWriter(path, corpus_features(corpus)) as writer:
-        for rec in check.filter(corpus, kept):
+        for rec in kept:
             writer.write(rec)
             counts.add(rec)
             content.add(corpus, rec)
