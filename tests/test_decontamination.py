@@ -9,7 +9,8 @@ import pytest
 from qilin_lib.config import DedupConfig, load_config
 from qilin_lib.data import sources
 from qilin_lib.data.card import CARD_FILE, licence
-from qilin_lib.data.decontam import ContaminationCheck, item_text, training_units
+from qilin_lib.data.chimed import mcq_prompt, mcq_to_text
+from qilin_lib.data.decontam import ContaminationCheck, item_texts, training_units
 from qilin_lib.data.stage import run_data_stage
 from qilin_lib.data.tables import write_data_tables
 
@@ -80,8 +81,9 @@ def test_drop_removes_exactly_the_contaminated_records(benchmarks):
 
 def test_keys_and_training_units():
     exam = {"question": "问题", "options": {"A": "甲", "B": "乙", "C": "丙"}, "answer": "AC"}
-    assert item_text(exam, "question") == "问题" and item_text(exam, "question_answer") == "问题\n甲；丙"
-    assert item_text({"question": "q", "answer": "a"}, "question_answer") == "q\na"
+    assert item_texts(exam, "question") == ["问题", "问：问题", mcq_prompt(exam)]
+    assert item_texts(exam, "question_answer") == ["问题\n甲；丙", "问：问题\n答：甲；丙", mcq_to_text(exam)]
+    assert item_texts({"question": "q", "answer": "a"}, "question_answer") == ["q\na", "问：q\n答：a"]
     conv = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u1"},
                          {"role": "assistant", "content": "a1"}, {"role": "user", "content": "u2"},
                          {"role": "assistant", "content": "a2"}]}
@@ -92,7 +94,8 @@ def test_keys_and_training_units():
 
 # ----------------------------------------------------------------------------- through the data stage
 def _profile(shared_data, tmp_path, benchmarks, drop: bool):
-    """The paper profile's source path on small files: a CPT file that holds one CMExam test question."""
+    """The paper profile's source path on small files: a CPT file that holds one CMExam test question, and
+    the CMExam test file itself as a training source (routed into CPT and SFT by the stage's conversions)."""
     question = benchmarks["cmexam"][5]["question"]
     cpt = tmp_path / "cpt.txt"
     cpt.write_text(f"{question}\n高血压是一种常见的慢性病，主要表现为头晕、头痛，需要长期规律服药。\n", encoding="utf-8")
@@ -103,7 +106,9 @@ def _profile(shared_data, tmp_path, benchmarks, drop: bool):
     spec = [{"name": "chimed_cpt", "loader": "chimed_cpt_txt", "path": str(cpt), "stage": "cpt"},
             {"name": "chimed_sft", "loader": "chimed_sft_jsonl", "path": str(sft), "stage": "sft"},
             {"name": "chimed_dpo", "loader": "chimed_dpo_json", "stage": "dpo",
-             "path": str(shared_data / "chimed_format" / "dpo.json")}]
+             "path": str(shared_data / "chimed_format" / "dpo.json")},
+            {"name": "cmexam_leak", "loader": "cmexam_csv", "stage": "all",
+             "path": str(shared_data / "cmexam" / "test_10_official.csv")}]
     bench = {"cmexam": str(shared_data / "cmexam" / "test_10_official.csv"),
              "pubmedqa": str(tmp_path / "not_cloned" / "ori_pqal.json")}
     return load_config("paper", {"data.sources": spec, "data.benchmarks": bench,
@@ -117,11 +122,23 @@ def test_the_data_stage_reports_and_optionally_drops(shared_data, sandbox, tmp_p
     cpt = report["corpora"]["cpt"]
     assert report["drop"] is drop and report["benchmarks"] == {"cmexam": 9}
     assert "pubmedqa" in report["not_checked"] and "FileNotFoundError" in report["not_checked"]["pubmedqa"]
-    assert cpt["benchmarks"]["cmexam"]["question"]["contaminated"] == 1
-    assert cpt["benchmarks"]["cmexam"]["question"]["examples"][0]["id"] == "5"
-    assert cpt["records_contaminated"] == 1 and cpt["records_dropped"] == (1 if drop else 0)
-    assert stats["corpora"]["cpt"]["records"] == stats["dedup"]["cpt"]["kept"] - cpt["records_dropped"]
-    assert report["corpora"]["dpo"]["records_checked"] == stats["dedup"]["dpo"]["kept"]
+    # every leaked item is found exactly in the layouts the stage wrote: CPT text, SFT prompt and pair
+    cpt_cm, sft_cm = cpt["benchmarks"]["cmexam"], report["corpora"]["sft"]["benchmarks"]["cmexam"]
+    assert (cpt_cm["question_answer"]["exact"], cpt_cm["question_answer"]["share"]) == (9, 1.0)
+    assert sft_cm["question"]["exact"] == sft_cm["question_answer"]["exact"] == 9
+    # under the question key CPT matches only the planted line: a whole exam item as one CPT text holds the
+    # question but is no duplicate of it (containment is what this check does not find)
+    assert cpt_cm["question"]["contaminated"] == cpt_cm["question"]["exact"] == 1
+    assert [e["id"] for e in cpt_cm["question"]["examples"]] == ["5"]
+    # the planted line + 9 leaked items in CPT; 9 in SFT (its own record is clean); DPO none
+    assert cpt["records_contaminated"] == 10 and cpt["records_dropped"] == (10 if drop else 0)
+    sft = report["corpora"]["sft"]
+    assert sft["records_contaminated"] == 9 and sft["records_dropped"] == (9 if drop else 0)
+    assert report["corpora"]["dpo"]["records_contaminated"] == 0
+    for corpus in ("cpt", "sft", "dpo"):
+        tally = report["corpora"][corpus]
+        assert tally["records_checked"] == stats["dedup"][corpus]["kept"]
+        assert stats["corpora"][corpus]["records"] == tally["records_checked"] - tally["records_dropped"]
 
     # the table (md/csv/tex), in the report's order right after the eval sets
     write_data_tables(stats, "paper")
@@ -129,7 +146,7 @@ def test_the_data_stage_reports_and_optionally_drops(shared_data, sandbox, tmp_p
     assert all((tables / f"decontamination.{ext}").exists() for ext in ("md", "csv", "tex"))
     frame = pd.read_csv(tables / "decontamination.csv")
     row = frame[(frame.corpus == "cpt") & (frame.benchmark == "cmexam")].iloc[0]
-    assert row.q_contaminated == 1 and row.q_share_pct == pytest.approx(100 / 9, abs=0.01)
+    assert row.qa_contaminated == 9 and row.qa_share_pct == 100.0 and row.records_contaminated == 10
     assert frame[frame.benchmark == "pubmedqa"].note.str.startswith("not checked").all()
     from qilin_lib.report import _ordered_tables
 

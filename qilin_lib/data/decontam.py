@@ -11,8 +11,9 @@ index and the corpus streams past it: each kept training record is looked up (`D
 keeps nothing) batch by batch as deduplication passes them on, and then written or, with `drop`, left
 out. Nothing of a corpus is held.
 
-Two keys per test item, each its own index: the question alone, and the question with its answer (an exam
-item's gold option texts, a QA pair's answer). A training record is looked up through several texts
+Two keys per test item, each its own index: the question, and the question with its answer (an exam
+item's gold option texts, a QA pair's answer), each also in the layouts the data stage itself gives exam
+and QA items (`item_texts`: with its options, as CPT text, as an SFT pair). A training record is looked up through several texts
 (`training_units`): its whole dedup text and, for conversations and preference pairs, each prompt and
 each prompt + response, so that an SFT pair built from a test item matches at the granularity of the key.
 What this does not find: a test question embedded in a much longer document (Jaccard over the whole
@@ -30,22 +31,31 @@ from ..config import DedupConfig
 from . import chimed
 from .dedup import Deduplicator
 
-KEYS = {"question": "the question alone",
-        "question_answer": "the question, a newline, the answer (exam items: the gold options' texts)"}
+KEYS = {"question": "the question (alone, with its options, after 问：)",
+        "question_answer": "the question with its answer (the gold options' texts; the exam item as a CPT text "
+                           "or SFT pair; 问/答)"}
 SNIPPET_CHARS = 80
 BATCH_RECORDS = 512   # records looked up at a time (their texts are dropped after each batch)
 
 
 # ------------------------------------------------------------------------------------------ texts
-def item_text(item: dict, key: str) -> str:
-    """The text of a test item under `key`. Exam items carry `options` and letters as `answer`."""
-    question = item["question"]
+def item_texts(item: dict, key: str) -> list[str]:
+    """The texts of a test item under `key`: the item alone and in the layouts the data stage gives exam
+    and QA items (chimed.py), so that an item routed into a corpus matches exactly. `question`: the
+    question; with its option lines (CMExam's prompt); after 问：. `question_answer`: the question, a newline
+    and the answer (exam items: the gold options' texts); the exam item as CPT text / SFT pair (prompt,
+    答案：X, 解释); the 问/答 pair."""
+    question, options = item["question"], item.get("options")
     if key == "question":
-        return question
-    answer = item["answer"]
-    if item.get("options"):
-        answer = "；".join(item["options"][letter] for letter in answer if letter in item["options"])
-    return f"{question}\n{answer}"
+        texts = [question, f"问：{question}"] + ([chimed.mcq_prompt(item)] if options else [])
+    else:
+        answer = item["answer"]
+        if options:
+            answer = "；".join(options[letter] for letter in answer if letter in options)
+        texts = [f"{question}\n{answer}", chimed.qa_to_text({"question": question, "answer": answer})]
+        if options:
+            texts.append(chimed.mcq_to_text(item))
+    return list(dict.fromkeys(texts))
 
 
 def training_units(record: dict, corpus: str) -> list[str]:
@@ -84,25 +94,28 @@ def test_sets(cfg, evals: dict[str, list[dict]]) -> tuple[dict[str, list[dict]],
 
 # ------------------------------------------------------------------------------------------ index
 class _ItemIndex:
-    """One key's index over every test item of every benchmark. `members[i]`: the items that the kept
-    item at stream position i stands for (itself and the items it removed as their duplicate)."""
+    """One key's index over every test item of every benchmark (each item under all its `item_texts`).
+    `members[e]`: the items that the kept entry e stands for (its own item and those of the entries it
+    removed as their duplicates)."""
 
     def __init__(self, items: list[tuple[str, dict]], key: str, config: DedupConfig, tmp_dir):
-        self.items = items
         self.engine = Deduplicator(config, tmp_dir=tmp_dir)
-        texts = [item_text(item, key) for _, item in items]
-        empty = [item.get("id") for (_, item), t in zip(items, texts) if not t.strip()]
-        if empty:
-            raise ValueError(f"benchmark items with an empty {key!r} text: ids {empty[:5]}")
-        decisions = self.engine.process(texts)
-        # The index keeps one item of each duplicate group; an exact duplicate's first occurrence may
+        item_of, texts = [], []
+        for i, (_, item) in enumerate(items):
+            for text in item_texts(item, key):
+                if not text.strip():
+                    raise ValueError(f"benchmark item {item.get('id')!r} has an empty {key!r} text")
+                item_of.append(i)
+                texts.append(text)
+        # The index keeps one entry of each duplicate group; an exact duplicate's first occurrence may
         # itself be a near duplicate, and an exact lookup names that first occurrence: follow to the kept one.
         self.kept_of: dict[int, int] = {}
-        for d in decisions:
+        for d in self.engine.process(texts):
             self.kept_of[d.index] = d.index if d.keep else self.kept_of[d.dup_of]
-        self.members: dict[int, list[int]] = {}
-        for i, rep in self.kept_of.items():
-            self.members.setdefault(rep, []).append(i)
+        members: dict[int, set[int]] = {}
+        for entry, kept in self.kept_of.items():
+            members.setdefault(kept, set()).add(item_of[entry])
+        self.members = {entry: sorted(found) for entry, found in members.items()}
 
     def matches(self, texts: list[str]) -> list[tuple[int, list[int], str, float | None]]:
         """(position in `texts`, matched item positions, "exact" | "near", similarity) per matching text."""
