@@ -170,7 +170,7 @@ def test_the_data_card_matches_data_stats(sandbox):
         assert f"records written: {built['records']:,}; characters: {built['chars']:,}" in card
     for name, n in stats["decontamination"]["benchmarks"].items():
         assert f"| {name} " in card and str(n) in card
-    assert "Apache-2.0 (this repository)" in card
+    assert "CC0 (qilin_lib/data/kb/tiny_kb.json" in card
 
 
 def test_licences_come_from_the_mapping_or_are_unknown():
