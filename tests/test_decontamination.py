@@ -56,7 +56,8 @@ def test_planted_copies_are_found_and_clean_items_are_not(benchmarks):
     assert cm_q["share"] == pytest.approx(2 / 9, abs=1e-6)
     by_id = {e["id"]: e for e in cm_q["examples"]}
     assert set(by_id) == {"0", "7"}                      # item 1.. 6, 8 are clean
-    assert by_id["0"]["match"] == "exact" and by_id["0"]["training_snippet"].startswith(benchmarks["cmexam"][0]["question"][:20])
+    assert by_id["0"]["match"] == "exact"
+    assert by_id["0"]["training_snippet"].startswith(benchmarks["cmexam"][0]["question"][:20])
     assert by_id["7"]["match"] == "near" and 0.3 < by_id["7"]["similarity"] < 1
     # question + answer: item 0's training answer differs (no match); item 7's long question outweighs its
     # short answer, so the edited copy with another answer is still a near duplicate under this key

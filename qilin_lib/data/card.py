@@ -96,7 +96,8 @@ def _contamination_section(stats: dict) -> list[str]:
     examples = decontamination_examples_frame(stats)
     if len(examples):
         parts += ["Examples:", markdown(examples)]
-    benches = [{"benchmark": name, "test items": n, "licence": licence(name)} for name, n in report["benchmarks"].items()]
+    benches = [{"benchmark": name, "test items": n, "licence": licence(name)}
+               for name, n in report["benchmarks"].items()]
     benches += [{"benchmark": name, "test items": None, "licence": licence(name)} for name in report["not_checked"]]
     if benches:
         parts += ["Benchmarks checked:", markdown(pd.DataFrame(benches))]
@@ -105,8 +106,9 @@ def _contamination_section(stats: dict) -> list[str]:
 
 def data_card(stats: dict) -> str:
     parts = [f"# Data card: profile `{stats['profile']}`",
-             f"Written by the data stage (`qilin data`, notebook 01) with `results/{stats['profile']}/data_stats.json`; "
-             f"every count here is one of that file's. Generator: `{stats['generator']}`. Licences are what each "
+             "Written by the data stage (`qilin data`, notebook 01) with "
+             f"`results/{stats['profile']}/data_stats.json`; every count here is one of that file's. "
+             f"Generator: `{stats['generator']}`. Licences are what each "
              "dataset's own repository states (see `qilin_lib/data/card.py`); \"unknown\" where none is stated.",
              "## Corpora"]
     for corpus in stats["corpora"]:

@@ -13,9 +13,10 @@ out. Nothing of a corpus is held.
 
 Two keys per test item, each its own index: the question, and the question with its answer (an exam
 item's gold option texts, a QA pair's answer), each also in the layouts the data stage itself gives exam
-and QA items (`item_texts`: with its options, as CPT text, as an SFT pair). A training record is looked up through several texts
-(`training_units`): its whole dedup text and, for conversations and preference pairs, each prompt and
-each prompt + response, so that an SFT pair built from a test item matches at the granularity of the key.
+and QA items (`item_texts`: with its options, as CPT text, as an SFT pair). A training record is looked
+up through several texts (`training_units`): its whole dedup text and, for conversations and preference
+pairs, each prompt and each prompt + response, so that an SFT pair built from a test item matches at the
+granularity of the key.
 What this does not find: a test question embedded in a much longer document (Jaccard over the whole
 document is then small). Items of one set that duplicate each other count together (the engine keeps one
 of them in the index); a training text near two distinct items counts for the most similar one.
@@ -73,7 +74,7 @@ def training_units(record: dict, corpus: str) -> list[str]:
     return [u for u in dict.fromkeys(units) if u and u.strip()]
 
 
-def test_sets(cfg, evals: dict[str, list[dict]]) -> tuple[dict[str, list[dict]], dict[str, str]]:
+def benchmark_test_sets(cfg, evals: dict[str, list[dict]]) -> tuple[dict[str, list[dict]], dict[str, str]]:
     """({benchmark: test items}, {benchmark: why it was not checked}) of a profile. The tiny profile's sets
     are the ones this stage generates (`evals`); other profiles load `data.benchmarks` with the
     evaluation's own loaders (no model code: they read files). A benchmark that cannot be read yet (not

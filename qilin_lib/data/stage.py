@@ -31,7 +31,7 @@ from ..cache import StageArtifact, atomic_write_json, hash_file, hash_obj
 from ..config import ProfileConfig
 from ..paths import repo_root, results_dir
 from . import chimed
-from .decontam import ContaminationCheck, test_sets
+from .decontam import ContaminationCheck, benchmark_test_sets
 from .dedup import DedupReport, iter_dedup_records
 from .io import HUB_PREFIX, resolve_path
 from .records import corpus_features
@@ -241,7 +241,7 @@ def _build_outputs(inputs: StageInputs, out: Path, cfg: ProfileConfig, progress:
     """Every corpus (one at a time) and eval set into `out`; returns their statistics."""
     content = ContentHash(chimed.CORPORA)
     corpora, dedup = {}, {}
-    sets, not_checked = test_sets(cfg, inputs.evals)
+    sets, not_checked = benchmark_test_sets(cfg, inputs.evals)
     decon = cfg.data.decontamination
     check = ContaminationCheck(sets, cfg.data.dedup, drop=decon.drop, examples=decon.examples,
                                skipped=not_checked, tmp_dir=out)

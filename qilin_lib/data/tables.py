@@ -21,8 +21,8 @@ CAPTIONS = {
                      "DPO is deduplicated on exact triplets only"),
     "eval_sets": "Evaluation sets built by the data stage",
     "decontamination": ("Benchmark test items with an exact or near duplicate (the dedup engine's settings) in each "
-                        "training corpus, by key: the question (q_) and question + answer (qa_), each also in the layouts "
-                        "the data stage gives exam and QA items; "
+                        "training corpus, by key: the question (q_) and question + answer (qa_), each also in "
+                        "the layouts the data stage gives exam and QA items; "
                         "records_contaminated/dropped count training records (dropped only under "
                         "data.decontamination.drop, off as in the paper)"),
     "decontamination_examples": "Examples of contaminated test items: the item and the training text it matched",
