@@ -118,7 +118,8 @@ def _profile(shared_data, tmp_path, benchmarks, drop: bool):
 
 @pytest.mark.parametrize("drop", [False, True])
 def test_the_data_stage_reports_and_optionally_drops(shared_data, sandbox, tmp_path, benchmarks, drop):
-    stats = run_data_stage(_profile(shared_data, tmp_path, benchmarks, drop), progress=False).stats
+    with pytest.warns(UserWarning, match="benchmark 'pubmedqa' not checked"):
+        stats = run_data_stage(_profile(shared_data, tmp_path, benchmarks, drop), progress=False).stats
     report = stats["decontamination"]
     cpt = report["corpora"]["cpt"]
     assert report["drop"] is drop and report["benchmarks"] == {"cmexam": 9}
@@ -178,3 +179,13 @@ def test_licences_come_from_the_mapping_or_are_unknown():
     assert licence("ceval") == "CC BY-NC-SA 4.0" and licence("pubmedqa") == "MIT"
     assert licence("chimed_cpt", "hf://datasets/williamliu/ChiMed/cpt.txt").startswith("unknown")
     assert licence("toyhom", "/x/y.csv") == "unknown"
+
+
+def test_dropping_is_off_in_every_shipped_profile():
+    """The paper trained on ChiMed as released: no profile leaves contaminated records out by default."""
+    from importlib import resources
+
+    names = [p.name.removesuffix(".yaml") for p in resources.files("qilin_lib.profiles").iterdir()
+             if p.name.endswith(".yaml")]
+    assert "tiny" in names and "paper" in names
+    assert not any(load_config(name).data.decontamination.drop for name in names)
