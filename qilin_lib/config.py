@@ -245,6 +245,17 @@ class TinyDataConfig:
 
 
 @dataclass(config=STRICT)
+class DecontaminationConfig:
+    """The contamination check of the data stage (qilin_lib.data.decontam): which benchmark test items have
+    an exact or near duplicate (the `dedup` settings) in each training corpus. It always runs and is
+    reported; `drop` also removes the contaminated training records. Off in every profile: the paper
+    trained on ChiMed as released (its CPT QA subset includes CMExam by its own account), so dropping
+    would no longer reproduce it; the report says how many records a decontaminated run would lose."""
+    drop: Bool = False
+    examples: Count = 3                # matched items shown per corpus, benchmark and key
+
+
+@dataclass(config=STRICT)
 class DataConfig:
     # "tiny_kb": generate everything from the embedded knowledge base; "sources": build ChiMed from
     # `sources` (local paths or hf://datasets/... specs).
@@ -260,6 +271,7 @@ class DataConfig:
     # packed blocks are the same for every value, so it is no part of any artifact's key.
     num_proc: Positive = 1
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
     tiny: TinyDataConfig = field(default_factory=TinyDataConfig)
 
 

@@ -33,8 +33,9 @@ PAPER_MAP = [
     ("huatuo26m", "Qilin-Med-7B-DPO", "rouge_1", "dpo", "huatuo26m", ("generate", "rouge_1")),
     ("pubmedqa", "AntGLM-Med 10B", "accuracy", "adapt", "pubmedqa_voc", ("voc", "accuracy")),
 ]
-TABLE_ORDER = ("table1", "table2", "table3", "data_", "eval_sets", "eval_knowledge", "eval_heldout", "eval_cmexam",
-               "eval_ceval", "eval_huatuo", "eval_pubmedqa", "eval_rag", "eval_voc", "eval_adaptation", "case_studies")
+TABLE_ORDER = ("table1", "table2", "table3", "data_", "eval_sets", "decontamination", "eval_knowledge", "eval_heldout",
+               "eval_cmexam", "eval_ceval", "eval_huatuo", "eval_pubmedqa", "eval_rag", "eval_voc", "eval_adaptation",
+               "case_studies")
 
 
 def _read(path: Path):

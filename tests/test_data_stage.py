@@ -147,8 +147,14 @@ def test_paper_profile_reads_chimed_through_the_hub_code_path(sandbox, tmp_path,
         return str(path)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    stats = run_data_stage(load_config("paper"), progress=False).stats
-    assert sorted(calls) == [("williamliu/ChiMed", f, "dataset") for f in ("cpt.txt", "dpo.json", "sft.jsonl")]
+    # One benchmark on the hub (the contamination check's download goes through the same stand-in; C-Eval's
+    # datasets download would spend ~20 s in retries offline)
+    huatuo = load_config("paper").data.benchmarks["huatuo26m"]
+    stats = run_data_stage(load_config("paper", {"data.benchmarks": {"huatuo26m": huatuo}}), progress=False).stats
+    # (the contamination check asks for the Huatuo-26M test file too: the stand-ins have none, it is reported)
+    chimed_calls = sorted(call for call in calls if call[0] == "williamliu/ChiMed")
+    assert chimed_calls == [("williamliu/ChiMed", f, "dataset") for f in ("cpt.txt", "dpo.json", "sft.jsonl")]
+    assert "huatuo26m" in stats["decontamination"]["not_checked"]
     assert [stats["corpora"][c]["records"] for c in ("cpt", "sft", "dpo")] == [2, 2, 1]
     assert {s["source"] for s in stats["sources"]} == {"chimed_cpt", "chimed_sft", "chimed_dpo"}
 
@@ -159,7 +165,9 @@ def test_the_released_chimed_layout_loads_every_record(shared_data, sandbox):
     spec = [{"name": "chimed_cpt", "loader": "chimed_cpt_txt", "path": str(layout / "cpt.txt"), "stage": "cpt"},
             {"name": "chimed_sft", "loader": "chimed_sft_jsonl", "path": str(layout / "sft.jsonl"), "stage": "sft"},
             {"name": "chimed_dpo", "loader": "chimed_dpo_json", "path": str(layout / "dpo.json"), "stage": "dpo"}]
-    cfg = load_config("paper", {"data.sources": spec, "data.max_records_per_source": 300})
+    # the shared CMExam sample as the only benchmark (the profile's others are on the hub or not cloned)
+    cfg = load_config("paper", {"data.sources": spec, "data.max_records_per_source": 300,
+                                "data.benchmarks": {"cmexam": str(shared_data / "cmexam" / "test_10_official.csv")}})
     stats = run_data_stage(cfg, progress=False).stats
     by_source = {s["source"]: s for s in stats["sources"]}
     assert all(s["skipped"] == 0 and s["loaded"] > 0 for s in by_source.values()), by_source

@@ -29,8 +29,9 @@ from typing import Iterable, Iterator
 
 from ..cache import StageArtifact, atomic_write_json, hash_file, hash_obj
 from ..config import ProfileConfig
-from ..paths import results_dir
+from ..paths import repo_root, results_dir
 from . import chimed
+from .decontam import ContaminationCheck, benchmark_test_sets
 from .dedup import DedupReport, iter_dedup_records
 from .io import HUB_PREFIX, resolve_path
 from .records import corpus_features
@@ -175,6 +176,15 @@ def input_fingerprints(cfg: ProfileConfig) -> dict[str, str]:
     for spec in cfg.data.sources:
         path = str(spec["path"])
         prints[spec["name"]] = path if path.startswith(HUB_PREFIX) else _file_fingerprint(Path(path).expanduser())
+    # The contamination check reads the benchmarks' test files: a changed local file is a different input.
+    # Hub ids, directories and files not there yet (reported as not checked) are keyed by their name.
+    for name, entry in sorted(cfg.data.benchmarks.items()):
+        entry = {"path": entry} if isinstance(entry, str) else entry
+        for field_name in ("path", "test_ids"):
+            value = str(entry.get(field_name) or "")
+            local = Path(value).expanduser()
+            local = local if local.is_absolute() else repo_root() / local
+            prints[f"benchmark:{name}:{field_name}"] = _file_fingerprint(local) if value and local.is_file() else value
     return prints
 
 
@@ -220,6 +230,9 @@ def run_data_stage(cfg: ProfileConfig, force: bool = False, progress: bool = Tru
     stats = json.loads((art.path / STATS_FILE).read_text("utf-8"))
     stats["artifact"] = {"key": art.key, "output_hash": art.manifest["output_hash"]}
     atomic_write_json(results_dir(cfg.name) / STATS_FILE, stats)
+    from .card import write_data_card  # pandas: only once the corpora are built
+
+    write_data_card(stats, cfg.name)
     stats["build_seconds"] = art.manifest.get("build_seconds")  # for the notebook; not committed
     return DataStageResult(path=art.path, stats=stats, reused=reused)
 
@@ -228,18 +241,26 @@ def _build_outputs(inputs: StageInputs, out: Path, cfg: ProfileConfig, progress:
     """Every corpus (one at a time) and eval set into `out`; returns their statistics."""
     content = ContentHash(chimed.CORPORA)
     corpora, dedup = {}, {}
-    for corpus in chimed.CORPORA:
-        corpora[corpus], dedup[corpus] = _build_corpus(corpus, inputs.corpora.get(corpus, ()),
-                                                       out / f"chimed_{corpus}", cfg, progress, content)
+    sets, not_checked = benchmark_test_sets(cfg, inputs.evals)
+    decon = cfg.data.decontamination
+    check = ContaminationCheck(sets, cfg.data.dedup, drop=decon.drop, examples=decon.examples,
+                               skipped=not_checked, tmp_dir=out)
+    try:
+        for corpus in chimed.CORPORA:
+            corpora[corpus], dedup[corpus] = _build_corpus(corpus, inputs.corpora.get(corpus, ()),
+                                                           out / f"chimed_{corpus}", cfg, progress, content, check)
+    finally:
+        check.close()
     for name, recs in inputs.evals.items():
         write_records(out / "eval" / name, recs, infer_features(recs))
     return {"corpora": corpora, "eval_sets": {name: len(recs) for name, recs in inputs.evals.items()},
-            "dedup": dedup, "content_hash": content.hexdigest()}
+            "dedup": dedup, "decontamination": check.as_dict(), "content_hash": content.hexdigest()}
 
 
 def _build_corpus(corpus: str, records: Iterable[dict], path: Path, cfg: ProfileConfig, progress: bool,
-                  content: ContentHash) -> tuple[dict, dict]:
-    """Deduplicate one corpus's records as they stream in and write the kept ones; returns its
+                  content: ContentHash, check: ContaminationCheck) -> tuple[dict, dict]:
+    """Deduplicate one corpus's records as they stream in, look each kept one up among the benchmark test
+    items (dropping it when data.decontamination.drop says so) and write the rest; returns its
     composition (corpus counts) and its dedup report."""
     # Preference pairs built from one ranking share prompt and chosen answer and differ in the rejected
     # one: near-duplicate text, distinct training signal. DPO is therefore deduplicated exactly only.
@@ -249,7 +270,8 @@ def _build_corpus(corpus: str, records: Iterable[dict], path: Path, cfg: Profile
     # the outputs (the artifact's directory being written, on the disk that holds the corpora), not to
     # a /tmp that may be small or in RAM; it never has a name there and is gone when the corpus is done.
     kept = iter_dedup_records(records, text_key=lambda r: chimed.dedup_text(r, corpus), config=dedup_cfg,
-                              progress=progress, report=report, tmp_dir=path.parent)
+                              progress=progress, report=report, tmp_dir=path.parent,
+                              kept_filter=check.batch_filter(corpus))
     with CorpusWriter(path, corpus_features(corpus)) as writer:
         for rec in kept:
             writer.write(rec)

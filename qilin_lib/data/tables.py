@@ -20,6 +20,12 @@ CAPTIONS = {
                      "removed/kept are summed over the corpora a source feeds (an exam item feeds CPT and SFT); "
                      "DPO is deduplicated on exact triplets only"),
     "eval_sets": "Evaluation sets built by the data stage",
+    "decontamination": ("Benchmark test items with an exact or near duplicate (the dedup engine's settings) in each "
+                        "training corpus, by key: the question (q_) and question + answer (qa_), each also in "
+                        "the layouts the data stage gives exam and QA items; "
+                        "records_contaminated/dropped count training records (dropped only under "
+                        "data.decontamination.drop, off as in the paper)"),
+    "decontamination_examples": "Examples of contaminated test items: the item and the training text it matched",
 }
 
 
@@ -52,13 +58,55 @@ def source_frame(stats: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna(0)
 
 
+DECONTAMINATION_KEYS = {"question": "q", "question_answer": "qa"}
+
+
+def decontamination_frame(stats: dict) -> pd.DataFrame:
+    """One row per corpus and benchmark; benchmarks that could not be read get a row saying why."""
+    report = stats["decontamination"]
+    rows = []
+    for corpus, tally in report["corpora"].items():
+        for bench, keys in tally["benchmarks"].items():
+            row = {"corpus": corpus, "benchmark": bench, "items": keys["question"]["items"]}
+            for key, prefix in DECONTAMINATION_KEYS.items():
+                figures = keys[key]
+                share = figures["share"]
+                row |= {f"{prefix}_contaminated": figures["contaminated"], f"{prefix}_exact": figures["exact"],
+                        f"{prefix}_near": figures["near"],
+                        f"{prefix}_share_pct": None if share is None else round(100 * share, 2)}
+            rows.append(row | {"records_contaminated": tally["records_contaminated"],
+                               "records_dropped": tally["records_dropped"], "note": ""})
+        for bench, reason in report["not_checked"].items():
+            rows.append({"corpus": corpus, "benchmark": bench, "note": f"not checked: {reason}"})
+        if not tally["benchmarks"] and not report["not_checked"]:
+            rows.append({"corpus": corpus, "benchmark": "", "records_contaminated": tally["records_contaminated"],
+                         "records_dropped": tally["records_dropped"],
+                         "note": "not checked: the profile names no data.benchmarks"})
+    if not rows:
+        raise ValueError("data_stats.json has no decontamination figures (no corpus was built)")
+    return pd.DataFrame(rows)
+
+
+def decontamination_examples_frame(stats: dict) -> pd.DataFrame:
+    rows = [{"corpus": corpus, "benchmark": bench, "key": key, **example}
+            for corpus, tally in stats["decontamination"]["corpora"].items()
+            for bench, keys in tally["benchmarks"].items() for key in DECONTAMINATION_KEYS
+            for example in keys[key]["examples"]]
+    columns = ["corpus", "benchmark", "key", "id", "match", "similarity", "training_snippet"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def data_tables(stats: dict) -> dict[str, pd.DataFrame]:
+    examples = decontamination_examples_frame(stats)
     return {
         "table1_chimed_cpt": _corpus_frame(stats, "cpt", ["subset", "source"]),
         "table2_chimed_sft": _corpus_frame(stats, "sft", ["category", "turns", "source"]),
         "table3_chimed_dpo": _corpus_frame(stats, "dpo", ["source"]),
         "data_sources": source_frame(stats),
         "eval_sets": pd.DataFrame(sorted(stats["eval_sets"].items()), columns=["eval_set", "items"]),
+        "decontamination": decontamination_frame(stats),
+        # Without a contaminated item there is nothing to show (the tiny profile): no empty table
+        **({"decontamination_examples": examples} if len(examples) else {}),
     }
 
 

@@ -74,10 +74,13 @@ def _text_getter(text_key: str | Callable[[dict], str]) -> Callable[[dict], str]
 def iter_dedup_records(records: Iterable[dict], *, text_key: str | Callable[[dict], str] = "text",
                        config: DedupConfig | None = None, progress: bool = True,
                        report: DedupReport | None = None, source_key: str = "source",
-                       tmp_dir: str | os.PathLike | None = None) -> Iterator[dict]:
+                       tmp_dir: str | os.PathLike | None = None,
+                       kept_filter: Callable[[list[dict]], list[dict]] | None = None) -> Iterator[dict]:
     """Yield the kept records in input order (first occurrence wins); `report`, if given, is filled in
     as the stream is consumed (complete once the generator is exhausted). The engine's stored rows go
-    to a temporary file under `tmp_dir` (default: the system's), removed at the end."""
+    to a temporary file under `tmp_dir` (default: the system's), removed at the end. `kept_filter`, if
+    given, sees the kept records of each batch and returns those to yield (the data stage's
+    contamination check: it works batch by batch, as this does, so nothing waits in a second buffer)."""
     from tqdm.auto import tqdm
 
     dd = Deduplicator(config, tmp_dir=tmp_dir)
@@ -90,10 +93,12 @@ def iter_dedup_records(records: Iterable[dict], *, text_key: str | Callable[[dic
     t0 = time.perf_counter()
     try:
         for recs, texts in _batches(records, text_of, cfg.batch_size, cfg.batch_chars):
+            kept = []
             for rec, d in zip(recs, dd.process(texts)):
                 rep.add(str(rec.get(source_key, "unknown")) if isinstance(rec, dict) else "unknown", d)
                 if d.keep:
-                    yield rec
+                    kept.append(rec)
+            yield from (kept if kept_filter is None else kept_filter(kept))
             bar.update(len(recs))
             bar.set_postfix(exact=rep.exact_removed, near=rep.near_removed, refresh=False)
     finally:
