@@ -369,6 +369,13 @@ class EvalConfig:
     interval_seed: Count = 0
     # checkpoints the repo did not train, evaluated on `benchmarks` (no RAG/VoC/variants) under their name
     external_models: list[ExternalModelConfig] = field(default_factory=list)
+    # where the models run: "local" = in-process (qilin_lib.evaluation.scoring); "openai" = an OpenAI-compatible
+    # server the user started (vLLM / SGLang; qilin_lib.evaluation.served, README "Served engine") at base_url
+    # (e.g. http://localhost:8000/v1), serving the model under `served_model` ("" = the server's first model)
+    backend: Literal["local", "openai"] = "local"
+    base_url: Str = ""
+    served_model: Str = ""
+    served_concurrency: Positive = 8      # requests in flight at once
 
 
 @dataclass(config=STRICT)
