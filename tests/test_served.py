@@ -21,7 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 from evalkit import tiny_model_and_tokenizer
+from test_eval_pipeline import real_cfg
 
+from qilin_lib.evaluation.runner import EvalModel, evaluate_model
 from qilin_lib.evaluation.scoring import Scorer
 from qilin_lib.evaluation.served import ServedError, ServedScorer
 
@@ -128,7 +130,17 @@ class _VLLMStub(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        assert body["echo"] and body["logprobs"] == 1 and body["temperature"] == 0, body
+        assert body["temperature"] == 0, body
+        if isinstance(body["prompt"], str):   # generation: greedy, cut at the generation config's EOS
+            ids = self.tokenizer(body["prompt"])["input_ids"]
+            with torch.no_grad():
+                out = self.model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                          do_sample=False, max_new_tokens=body["max_tokens"])[0, len(ids):].tolist()
+            stops = self.model.generation_config.eos_token_id
+            out = out[: next((k for k, t in enumerate(out) if t in stops), len(out))]
+            return self._send({"object": "text_completion", "choices": [
+                {"index": 0, "text": self.tokenizer.decode(out, skip_special_tokens=True)}]})
+        assert body["echo"] and body["logprobs"] == 1, body
         ids = body["prompt"]
         with torch.no_grad():
             lp = torch.log_softmax(self.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
@@ -169,3 +181,45 @@ def test_errors_name_the_url_and_request(local):
                           eos_token_id=tokenizer.eos_token_id, supports_logprobs=False)
     with pytest.raises(ServedError, match=rf"POST {url}/completions failed.*\nrequest: .*答案："):
         served.generate(["答案："], max_new_tokens=2)
+
+
+# ------------------------------------------------------------------------------- through the runner
+def _run(cfg, model_dir, backend: str, url: str = "") -> dict:
+    cfg.evaluation.backend, cfg.evaluation.base_url = backend, url
+    results = evaluate_model(cfg, EvalModel("ext", str(model_dir), chat=False), ["cmexam", "pubmedqa"],
+                             progress=False, voc=True)
+    return {r["task"]: r for r in results}
+
+
+def _predictions(sandbox, task: str) -> list[dict]:
+    path = sandbox / "results" / "paper" / "predictions" / f"ext_{task}.jsonl"
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+def test_runner_on_transformers_serve_generates_the_same_and_records_what_it_skipped(
+        shared_data, sandbox, tiny_dir, transformers_serve):
+    cfg = real_cfg(shared_data)
+    local = _run(cfg, tiny_dir, "local")
+    local_preds = {t: _predictions(sandbox, t) for t in ("cmexam", "pubmedqa")}
+    served = _run(cfg, tiny_dir, "openai", transformers_serve)
+    assert set(served) == {"cmexam", "pubmedqa"}                 # VoC needs log-probabilities: not run
+    for task in ("cmexam", "pubmedqa"):
+        protocol = served[task]["protocol"]
+        assert protocol["backend"] == "openai" and protocol["prompt_logprobs"] is False
+        assert set(protocol["skipped_modes"]) == {"loglik", "cloze", "voc"}
+        assert set(served[task]["metrics"]) == {"generate"} | ({"generate_explanation"} if task == "cmexam" else set())
+        assert served[task]["metrics"]["generate"] == local[task]["metrics"]["generate"]
+        generated = [r for r in local_preds[task] if r["mode"] == "generate"]
+        assert _predictions(sandbox, task) == generated and len(generated) == served[task]["n_items"]
+
+
+def test_runner_on_the_logprob_stub_gives_every_mode_the_local_numbers(shared_data, sandbox, tiny_dir, local, stub):
+    """The full runner (generate, loglik, cloze, VoC) through the vLLM-shaped STUB: the metrics equal the
+    in-process run's (scores are rounded to 4 decimals in the predictions; accuracies must match)."""
+    cfg = real_cfg(shared_data)
+    here = _run(cfg, tiny_dir, "local")
+    there = _run(cfg, tiny_dir, "openai", stub)
+    assert set(there) == set(here) == {"cmexam", "pubmedqa", "cmexam_voc", "pubmedqa_voc"}
+    for task in here:
+        assert there[task]["protocol"]["prompt_logprobs"] is True and "skipped_modes" not in there[task]["protocol"]
+        assert there[task]["metrics"] == here[task]["metrics"], task

@@ -165,17 +165,22 @@ class ServedScorer(Scorer):
                  first_token_candidates: Sequence[str] | None = None):
         """Greedy continuations (temperature 0) of already-wrapped prompts, as text; prompts longer than the
         window lose their beginning as in Scorer (cut in tokens, sent as the decoded text)."""
-        texts = []
-        for p in prompts:
-            ids = self.tokenizer(p, add_special_tokens=False)["input_ids"]
-            texts.append(p if len(ids) <= self.max_length - max_new_tokens
-                         else self.tokenizer.decode(self._encode(p, self.max_length - max_new_tokens)))
+        budget = self.max_length - max_new_tokens
+        rows = [self._encode(p, budget) for p in prompts]           # counts the truncated ones, as Scorer does
+        texts = [p if len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) <= budget
+                 else self.tokenizer.decode(r) for p, r in zip(prompts, rows)]
         bodies = [{"model": self.served_model, "prompt": t, "max_tokens": max_new_tokens, "temperature": 0,
                    **self._extra} for t in texts]
         out = [a["choices"][0]["text"].strip() for a in self._completions(bodies, desc)]
-        if first_token_candidates:
+        if not first_token_candidates:
+            return out
+        # Scorer reads these from its first decoding step, i.e. after the prompt as generation cut it, unless the
+        # candidates share leading tokens (then a pass of their own, next_token_logprobs)
+        shared, cand = self._candidate_tokens(first_token_candidates)
+        if shared:
             return out, self.next_token_logprobs(prompts, first_token_candidates, desc=f"{desc} (letters)")
-        return out
+        self._need_logprobs("next-token scoring (loglik)")
+        return out, self._next_token(rows, cand, f"{desc} (letters)")
 
     def next_token_logprobs(self, contexts: Sequence[str], candidates: Sequence[str],
                             desc: str = "next token") -> torch.Tensor:
@@ -183,7 +188,9 @@ class ServedScorer(Scorer):
         log-probability read back (one prompt per context and candidate)."""
         self._need_logprobs("next-token scoring (loglik)")
         shared, cand = self._candidate_tokens(candidates)
-        rows = [self._encode(c, self.max_length - len(shared) - 1) + shared for c in contexts]
+        return self._next_token([self._encode(c, self.max_length - len(shared)) + shared for c in contexts], cand, desc)
+
+    def _next_token(self, rows: list[list[int]], cand: list[int], desc: str) -> torch.Tensor:
         rows = [r or [self.tokenizer.eos_token_id] for r in rows]
         lps = self._prompt_logprobs([r + [t] for r in rows for t in cand], desc)
         return torch.tensor([lp[-1] for lp in lps]).reshape(len(rows), len(cand))
@@ -192,8 +199,12 @@ class ServedScorer(Scorer):
         """Summed echoed log-probabilities of the continuation tokens after the context tokens."""
         self._need_logprobs("continuation scoring (cloze, VoC)")
         conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"][: self.max_length - 1] for _, c in pairs]
-        ctxs = [self._encode(ctx, self.max_length - len(cont)) or [self.tokenizer.eos_token_id]
-                for (ctx, _), cont in zip(pairs, conts)]
+        longest: dict[str, int] = {}  # a context is cut to leave room for its longest continuation, as in Scorer
+        for (ctx, _), cont in zip(pairs, conts):
+            longest[ctx] = max(longest.get(ctx, 0), len(cont))
+        encoded = {ctx: self._encode(ctx, self.max_length - n) or [self.tokenizer.eos_token_id]
+                   for ctx, n in longest.items()}
+        ctxs = [encoded[ctx] for ctx, _ in pairs]
         todo = [i for i, cont in enumerate(conts) if cont]
         lps = self._prompt_logprobs([ctxs[i] + conts[i] for i in todo], desc)
         out: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
