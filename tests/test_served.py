@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -71,27 +72,27 @@ def transformers_serve(tiny_dir, tmp_path_factory):
     if not is_serve_available():
         pytest.skip("transformers serve needs fastapi, uvicorn and openai (requirements.txt); not installed here")
     port = _free_port()
-    log = open(tmp_path_factory.mktemp("serve_log") / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(tiny_dir),
-                             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"],
-                            stdout=log, stderr=subprocess.STDOUT, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    log_path = tmp_path_factory.mktemp("serve_log") / "serve.log"
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=5).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    log.flush()
-                    pytest.fail(f"transformers serve did not start: {open(log.name).read()[-2000:]}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(tiny_dir),
+                                 "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"],
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        try:
+            deadline = time.time() + 180
+            while True:
+                try:
+                    urllib.request.urlopen(url + "/models", timeout=5).read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        log.flush()
+                        pytest.fail(f"transformers serve did not start: {log_path.read_text()[-2000:]}")
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("chat", [False, True], ids=["raw", "chat"])

@@ -36,7 +36,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -90,10 +90,12 @@ class ServedScorer(Scorer):
 
     @classmethod
     def load(cls, cfg, model_dir: str | Path, *, chat: bool = False, **kw) -> ServedScorer:
-        from transformers import AutoTokenizer, GenerationConfig
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
         ec = cfg.evaluation
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        if not kw.get("max_length"):  # the model's window, as Scorer takes it (not the tokenizer's model_max_length)
+            kw["max_length"] = getattr(AutoConfig.from_pretrained(str(model_dir)), "max_position_embeddings", 0)
         try:
             eos = GenerationConfig.from_pretrained(str(model_dir)).eos_token_id
         except OSError:  # no generation_config.json
