@@ -360,7 +360,9 @@ class EvalConfig:
     """Notebook 05 (qilin_lib.evaluation): which benchmarks and modes, prompt window, RAG, VoC."""
     benchmarks: list[BenchmarkName] = field(default_factory=lambda: ["cmexam", "ceval", "huatuo26m", "pubmedqa"])
     modes: list[ScoringMode] = field(default_factory=lambda: ["generate", "loglik", "cloze"])
-    batch_size: Positive = 16
+    # prompts per forward pass (local backend); 0 = sized to the GPU's free memory after loading the model
+    # (qilin_lib.plan.eval_batch_size: KV cache + one layer's activations per prompt), 16 on CPU
+    batch_size: Count = 16
     max_length: Count = 0              # prompt + answer window in tokens; 0 = the model's maximum
     max_new_tokens_mcq: Positive = 32     # enough for a letter and the start of an explanation
     max_new_tokens_qa: Positive = 128
@@ -381,6 +383,13 @@ class EvalConfig:
     interval_seed: Count = 0
     # checkpoints the repo did not train, evaluated on `benchmarks` (no RAG/VoC/variants) under their name
     external_models: list[ExternalModelConfig] = field(default_factory=list)
+    # where the models run: "local" = in-process (qilin_lib.evaluation.scoring); "openai" = an OpenAI-compatible
+    # server the user started (vLLM / SGLang; qilin_lib.evaluation.served, README "Served engine") at base_url
+    # (e.g. http://localhost:8000/v1), serving the model under `served_model` ("" = the server's first model)
+    backend: Literal["local", "openai"] = "local"
+    base_url: Str = ""
+    served_model: Str = ""
+    served_concurrency: Positive = 8      # requests in flight at once
 
 
 @dataclass(config=STRICT)

@@ -669,3 +669,22 @@ def main(profile: str, gpu: str = DEFAULT_GPU, mfu: float = DEFAULT_MFU, corpus:
     """Entry point of `qilin plan`: the rendered plan."""
     return render(plan_profile(profile, gpu=gpu, mfu=mfu, corpus=parse_corpus(corpus or []),
                                overrides=overrides))
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def eval_sequence_bytes(shape: ModelShape, seq_len: int, param_bytes: int = 2, options: int = 5) -> int:
+    """GPU bytes one prompt of `seq_len` tokens costs the in-process Scorer (qilin_lib.evaluation.scoring), an
+    ESTIMATE: its KV cache (2 x layers x kv_heads x head_dim x seq_len) once for the context and once per
+    continuation that cloze/VoC copy it to (`options`, `_reorder`), plus one decoder layer's transient
+    activations in the prefill (residual and norm copies 4 x hidden, the SwiGLU's gate, up and product
+    3 x intermediate, per token) and the fp32 log-softmax of the last position (`logits_to_keep=1`)."""
+    kv = 2 * shape.layers * shape.kv_heads * shape.head_dim * seq_len * param_bytes
+    transient = seq_len * (4 * shape.hidden + 3 * shape.intermediate) * param_bytes
+    return kv * (1 + options) + transient + 2 * shape.vocab * 4
+
+
+def eval_batch_size(shape: ModelShape, seq_len: int, free_bytes: int, param_bytes: int = 2, *,
+                    headroom: float = 0.85, cap: int = 256) -> int:
+    """`evaluation.batch_size: 0` on a GPU: the prompts per batch that fit in `free_bytes` (what is free after
+    the weights are loaded), keeping (1 - headroom) for the allocator and CUDA workspaces; at least 1."""
+    return max(1, min(cap, int(free_bytes * headroom) // eval_sequence_bytes(shape, seq_len, param_bytes)))

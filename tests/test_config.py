@@ -100,7 +100,7 @@ def test_nested_names_are_checked_against_what_exists(override, message):
     ({"dcpt.max_steps": 0}, "max_steps 0 would train nothing"),
     ({"sft.lora.dropout": 1.0}, "sft.lora.dropout"),
     ({"data.dedup.lsh_threshold": 0}, "data.dedup.lsh_threshold"),
-    ({"evaluation.batch_size": 0}, "evaluation.batch_size"),
+    ({"evaluation.batch_size": -1}, "evaluation.batch_size"),
 ])
 def test_values_out_of_range_fail_before_any_work(override, message):
     with pytest.raises(ConfigError, match="profile 'tiny'") as err:

@@ -286,3 +286,49 @@ def test_readme_carries_the_current_plan(profile):
     assert readme_block(profile) == expected, (
         f"README.md's plan for {profile} is stale: paste the output of `qilin plan --profile {profile}` between "
         f"its markers")
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def test_eval_kv_term_is_a_real_caches_bytes():
+    """The KV-cache term of plan.eval_sequence_bytes equals the bytes of the cache a Llama forward keeps."""
+    from transformers import LlamaForCausalLM
+
+    shape = ModelShape(name="t", vocab=128, hidden=64, layers=3, heads=4, kv_heads=2, intermediate=96,
+                       max_positions=64, rms_eps=1e-6, tie_embeddings=True, source="test")
+    model = LlamaForCausalLM(plan.llama_config(shape)).to(torch.bfloat16)
+    with torch.no_grad():
+        cache = model(input_ids=torch.zeros(1, 40, dtype=torch.long), use_cache=True).past_key_values
+    kept = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    without_kv = plan.eval_sequence_bytes(shape, 40, 2, options=0) - kept
+    assert without_kv == 40 * (4 * 64 + 3 * 96) * 2 + 2 * 128 * 4
+
+
+def test_eval_batch_size_fills_the_free_memory_and_is_at_least_one():
+    shape = plan.KNOWN_SHAPES["baichuan-inc/Baichuan-7B"]
+    per = plan.eval_sequence_bytes(shape, 2048)
+    assert plan.eval_batch_size(shape, 2048, 66 * 10**9) == int(66e9 * 0.85) // per == 8   # A100-80G minus weights
+    assert plan.eval_batch_size(shape, 2048, 10**9) == 1
+    assert plan.eval_batch_size(shape, 128, 10**12) == 256      # capped
+    for profile in ("gpu-small", "paper"):                      # the GPU profiles size it to memory
+        assert plan.load_config(profile).evaluation.batch_size == 0
+
+
+def test_auto_batch_size_on_cpu_is_the_default():
+    from evalkit import tiny_model_and_tokenizer
+
+    from qilin_lib.evaluation.scoring import auto_batch_size
+
+    model, _ = tiny_model_and_tokenizer()
+    assert auto_batch_size(model, 256) == 16
+
+
+@pytest.mark.gpu
+def test_auto_batch_size_on_a_gpu_fits_its_free_memory():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from evalkit import tiny_model_and_tokenizer
+
+    from qilin_lib.evaluation.scoring import auto_batch_size
+
+    model, _ = tiny_model_and_tokenizer()
+    assert 1 <= auto_batch_size(model.cuda(), 256) <= 256

@@ -89,9 +89,21 @@ def stage_models(cfg, progress: bool = False) -> list[EvalModel]:
 
 
 def scorer_for(cfg, model: EvalModel, progress: bool = True) -> Scorer:
+    """The in-process Scorer, or with `evaluation.backend: openai` the ServedScorer that sends the same
+    requests to the server at `evaluation.base_url` (the model's directory still gives the tokenizer)."""
     ec = cfg.evaluation
+    if ec.backend == "openai":
+        from .served import ServedScorer
+
+        return ServedScorer.load(cfg, model.path, chat=model.chat, progress=progress, max_length=ec.max_length)
     return Scorer.load(cfg, model.path, chat=model.chat, batch_size=ec.batch_size, progress=progress,
                        max_length=ec.max_length)
+
+
+def _logprobs(scorer: Scorer) -> bool:
+    """Whether the scorer can score given tokens (loglik, cloze, VoC): a served engine without prompt
+    log-probabilities (`transformers serve`) can only generate."""
+    return getattr(scorer, "supports_logprobs", True) is not False
 
 
 # -------------------------------------------------------------------------------------- metrics
@@ -276,7 +288,8 @@ def protocol_of(bench: Benchmark, modes, scorer: Scorer, extra: dict | None = No
     return {"modes": list(modes), "parsers": list(bench.parsers), "prompt_example": example,
             "n_options": max((len(it.get("options") or {}) for it in bench.items), default=0),
             "chat_template": scorer.chat, "max_length": scorer.max_length,
-            "truncated_prompts": scorer.truncated, "intervals": scorer.intervals.protocol(), **(extra or {})}
+            "truncated_prompts": scorer.truncated, "intervals": scorer.intervals.protocol(),
+            **(scorer.protocol() if hasattr(scorer, "protocol") else {}), **(extra or {})}
 
 
 def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], progress: bool = True,
@@ -300,14 +313,24 @@ def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], pro
                 modes = ["generate"]
             else:
                 modes = ec.modes if rag_fn is None else [m for m in ec.modes if m != "cloze"]
+                if not _logprobs(scorer):  # said in the protocol, never dropped silently
+                    skipped = [m for m in modes if m != "generate"]
+                    modes = [m for m in modes if m == "generate"]
                 metrics, preds = run_mcq(scorer, bench, modes, ec.max_new_tokens_mcq, prompt)
             if retrieved is not None:
                 for rows in preds.values():
                     for row in rows:
                         row["retrieved"] = retrieved.get(row["id"], [])
-            extra = {"rag": {"top_k": ec.rag_top_k, "max_chars": ec.rag_max_chars}} if rag_fn else None
+            extra = {"rag": {"top_k": ec.rag_top_k, "max_chars": ec.rag_max_chars}} if rag_fn else {}
+            if not _logprobs(scorer) and bench.kind != "qa":
+                why = "the served engine returns no prompt log-probabilities"
+                extra["skipped_modes"] = {m: why for m in skipped + ["voc"] * voc + ["prior", "recall"] * prior}
             results.append(write_result(cfg, model, task, bench, metrics, preds,
                                         protocol_of(bench, modes, scorer, extra)))
+        if (voc or prior) and bench.kind == "mcq" and not _logprobs(scorer):
+            print(f"[eval] {model.name} {name}: VoC and the prior/recall variants skipped: the served engine "
+                  "returns no prompt log-probabilities", flush=True)
+            continue
         if voc and bench.kind == "mcq":
             scorer.truncated = 0
             metrics, preds = run_voc(scorer, bench)
@@ -318,7 +341,9 @@ def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], pro
                 metrics, preds = run_variant(scorer, bench, variant)
                 results.append(write_result(cfg, model, f"{name}_{variant}", bench, metrics, preds,
                                             protocol_of(bench, list(mc.CLOZE_VARIANTS), scorer, {"question": key})))
-    if heldout:
+    if heldout and scorer.model is None:
+        print(f"[eval] {model.name} heldout: skipped (needs the model in-process; backend {ec.backend})", flush=True)
+    elif heldout:
         metrics, _ = run_heldout(cfg, scorer)
         results.append(write_result(cfg, model, "heldout", None, metrics, {}, {"what": run_heldout.__doc__}))
     return results

@@ -68,6 +68,8 @@ class Scorer:
         from ..modeling import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(cfg.model, str(model_dir))
+        if kw.get("batch_size") == 0:  # evaluation.batch_size 0: sized to the GPU's memory
+            kw["batch_size"] = auto_batch_size(model, kw.get("max_length") or 0)
         return cls(model, tokenizer, chat=chat, chat_template_kwargs=cfg.model.chat_template_kwargs,
                    intervals=IntervalSpec.from_config(cfg), **kw)
 
@@ -238,6 +240,20 @@ class Scorer:
             for (_, i), score in zip(members, scores.tolist()):
                 out[i] = (score, len(conts[i]))
         return out
+
+
+def auto_batch_size(model, max_length: int = 0, cpu_default: int = 16) -> int:
+    """Prompts per batch for `evaluation.batch_size: 0`: on a GPU, what fits in the memory free after the model
+    is loaded (qilin_lib.plan.eval_batch_size, an estimate); on CPU `cpu_default`."""
+    from ..plan import eval_batch_size, shape_from_config
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return cpu_default
+    free, _ = torch.cuda.mem_get_info(device)
+    config = model.config.to_dict()
+    seq_len = max_length or config.get("max_position_embeddings") or 2048
+    return eval_batch_size(shape_from_config(config, "model"), seq_len, free, next(model.parameters()).element_size())
 
 
 def _reorder(cache, rows: torch.Tensor):
