@@ -8,9 +8,8 @@ import random
 import pytest
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
 
-from faults import PoisonWeights
+from faults import InterruptAfterSave, PoisonWeights, assert_same_adapter
 from qilin_lib.config import load_config
 from qilin_lib.modeling import build_tiny_model, build_tiny_tokenizer, load_model_and_tokenizer
 from qilin_lib.train.common import StageRun
@@ -125,31 +124,19 @@ def test_reference_is_the_sft_model_and_outputs_agree(trained, cfg, sft_run, tok
     torch.testing.assert_close(reference, fresh.eval()(**batch).logits, atol=1e-6, rtol=0)
 
 
-class Interrupt(TrainerCallback):
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == 3:
-            raise KeyboardInterrupt("simulated interruption after checkpoint-3")
-
-
 def test_resume_matches_uninterrupted_run(trained, sft_run, tmp_path, monkeypatch):
     """Saving every step, the resumed run's saves 4 and 5 rotate out checkpoint-3, the one it resumed from
     (save_total_limit=2): its metrics must not need that checkpoint after training."""
-    from safetensors.torch import load_file
-
     monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
     monkeypatch.setenv("QILIN_ARTIFACTS", str(tmp_path / "artifacts"))
     cfg = load_config("tiny", {**OVERRIDES, "dpo.save_steps": 1})
     run, _ = trained
     data, heldout = Dataset.from_list(pairs(32, 0)), Dataset.from_list(pairs(2, 1))
     with pytest.raises(KeyboardInterrupt):
-        run_dpo(cfg, dataset=data, sft_run=sft_run, progress=False, heldout=heldout, callbacks=[Interrupt()])
+        run_dpo(cfg, dataset=data, sft_run=sft_run, progress=False, heldout=heldout, callbacks=[InterruptAfterSave(3)])
     resumed = run_dpo(cfg, dataset=data, sft_run=sft_run, progress=False, heldout=heldout)
     assert resumed.metrics["resumed_from"] == "checkpoint-3" and resumed.metrics["tokens_per_second"] > 0
-    want = load_file(str(run.path / "adapter" / "adapter_model.safetensors"))
-    got = load_file(str(resumed.path / "adapter" / "adapter_model.safetensors"))
-    assert want.keys() == got.keys()
-    for key in want:
-        torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=0)
+    assert_same_adapter(run, resumed)
     assert run_dpo(cfg, dataset=data, sft_run=sft_run, progress=False, heldout=heldout).reused
 
 

@@ -7,9 +7,8 @@ import random
 import pytest
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
 
-from faults import PoisonWeights
+from faults import InterruptAfterSave, PoisonWeights, assert_same_adapter
 from qilin_lib.config import load_config
 from qilin_lib.modeling import build_tiny_model, build_tiny_tokenizer, load_model_and_tokenizer
 from qilin_lib.train.sft import IGNORE_INDEX, run_sft, tokenize_conversation
@@ -216,26 +215,14 @@ def test_reuse_unless_forced(trained, cfg, base_dir, monkeypatch):
     assert again.reused and again.path == run.path and again.metrics == run.metrics
 
 
-class Interrupt(TrainerCallback):
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == 4:
-            raise KeyboardInterrupt("simulated interruption after checkpoint-4")
-
-
 def test_resume_matches_uninterrupted_run(trained, cfg, base_dir, sandbox):
-    from safetensors.torch import load_file
-
     run, _ = trained
     data = Dataset.from_list(conversations())
     with pytest.raises(KeyboardInterrupt):
-        run_sft(cfg, dataset=data, base_model=base_dir, progress=False, callbacks=[Interrupt()])
+        run_sft(cfg, dataset=data, base_model=base_dir, progress=False, callbacks=[InterruptAfterSave(4)])
     resumed = run_sft(cfg, dataset=data, base_model=base_dir, progress=False)
     assert resumed.metrics["resumed_from"] == "checkpoint-4" and resumed.metrics["global_steps"] == 8
-    want = load_file(str(run.path / "adapter" / "adapter_model.safetensors"))
-    got = load_file(str(resumed.path / "adapter" / "adapter_model.safetensors"))
-    assert want.keys() == got.keys()
-    for key in want:
-        torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=0)
+    assert_same_adapter(run, resumed)
 
 
 def interrupted_saving_every_2(base_dir, sandbox):
@@ -245,20 +232,10 @@ def interrupted_saving_every_2(base_dir, sandbox):
     cfg = load_config("tiny", {**OVERRIDES, "sft.save_steps": 2})
     data = Dataset.from_list(conversations())
     with pytest.raises(KeyboardInterrupt):
-        run_sft(cfg, dataset=data, base_model=base_dir, progress=False, callbacks=[Interrupt()])
+        run_sft(cfg, dataset=data, base_model=base_dir, progress=False, callbacks=[InterruptAfterSave(4)])
     (work,) = (sandbox / "artifacts" / "tiny").glob("sft-*.work")
     assert sorted(p.name for p in work.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     return cfg, data, work
-
-
-def assert_same_adapter(run, other):
-    from safetensors.torch import load_file
-
-    want = load_file(str(run.path / "adapter" / "adapter_model.safetensors"))
-    got = load_file(str(other.path / "adapter" / "adapter_model.safetensors"))
-    assert want.keys() == got.keys()
-    for key in want:
-        torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=0)
 
 
 def test_resume_survives_rotation_of_its_checkpoint(trained, base_dir, sandbox):
