@@ -60,7 +60,7 @@ from IPython.display import Image, Markdown, display
 from qilin_lib.config import load_config
 from qilin_lib.evaluation.figures import plot_knowledge
 from qilin_lib.evaluation.runner import evaluate_all, stage_models
-from qilin_lib.evaluation.tables import CAPTIONS, display_frame, eval_tables, write_eval_tables
+from qilin_lib.evaluation.tables import caption, display_frame, eval_tables, write_eval_tables
 from qilin_lib.train.adapt import adapt_after_sft
 
 cfg = load_config(profile, overrides)
@@ -91,7 +91,7 @@ print(f"{len(results)} result files written")
 # %%
 write_eval_tables(cfg.name)
 for name, table in eval_tables(cfg.name).items():
-    display(Markdown(f"**{name}**: {CAPTIONS[name]}"))
+    display(Markdown(f"**{name}**: {caption(name)}"))
     display(display_frame(table))  # value [95% interval]; the CSV keeps the bounds in columns of their own
 
 # %% [markdown]

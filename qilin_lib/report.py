@@ -20,22 +20,9 @@ from .paths import figures_dir, repo_root, results_dir, tables_dir
 from .reporting import markdown
 
 REPORT_FILE = "REPORT.md"
-# Which of our runs stands for which published model (ours on the left, DESIGN.md section 5 on the right).
-# (benchmark, published model, metric, our model, our task, path into that result's metrics)
-PAPER_MAP = [
-    ("cmexam", "Baichuan-7B", "accuracy", "base", "cmexam", ("generate", "cmexam", "accuracy")),
-    ("cmexam", "Qilin-Med-7B-CPT", "accuracy", "dcpt", "cmexam", ("generate", "cmexam", "accuracy")),
-    ("cmexam", "Qilin-Med-7B-SFT", "accuracy", "sft", "cmexam", ("generate", "cmexam", "accuracy")),
-    ("cmexam", "Qilin-Med-RAG", "accuracy", "sft", "cmexam_rag", ("generate", "cmexam", "accuracy")),
-    ("huatuo26m", "Qilin-Med-7B-SFT", "bleu_1", "sft", "huatuo26m", ("generate", "bleu_1")),
-    ("huatuo26m", "Qilin-Med-7B-SFT", "rouge_1", "sft", "huatuo26m", ("generate", "rouge_1")),
-    ("huatuo26m", "Qilin-Med-7B-DPO", "bleu_1", "dpo", "huatuo26m", ("generate", "bleu_1")),
-    ("huatuo26m", "Qilin-Med-7B-DPO", "rouge_1", "dpo", "huatuo26m", ("generate", "rouge_1")),
-    ("pubmedqa", "AntGLM-Med 10B", "accuracy", "adapt", "pubmedqa_voc", ("voc", "accuracy")),
-]
 TABLE_ORDER = ("table1", "table2", "table3", "data_", "eval_sets", "decontamination", "eval_knowledge", "eval_heldout",
-               "eval_cmexam", "eval_ceval", "eval_huatuo", "eval_pubmedqa", "eval_rag", "eval_voc", "eval_adaptation",
-               "case_studies")
+               "eval_cmexam", "eval_ceval", "eval_huatuo", "eval_pubmedqa", "eval_medqa_mcmle", "eval_cnmle", "eval_rag",
+               "eval_voc", "eval_adaptation", "case_studies")
 
 
 def _read(path: Path):
@@ -52,11 +39,14 @@ def _metric(result: dict | None, path: tuple[str, ...]):
 def paper_comparison(profile: str) -> pd.DataFrame:
     """Published number, ours with its 95% interval, and ours - published, for every published Qilin-Med /
     AntGLM-Med number."""
+    from .evaluation.benchmarks import REGISTRY
     from .evaluation.reference import load_reference
 
     reference = {(e["benchmark"], e["model"], e["metric"]): e for e in load_reference()}
     rows = []
-    for bench, paper_model, metric, model, task, path in PAPER_MAP:
+    # which of our runs stands for which published model: each benchmark's `paper_map`
+    paper_map = [(cls.name, *entry) for cls in REGISTRY for entry in cls.paper_map]
+    for bench, paper_model, metric, model, task, path in paper_map:
         ref = reference.get((bench, paper_model, metric))
         if ref is None:
             continue

@@ -11,7 +11,8 @@ import pytest
 from evalkit import tiny_model_and_tokenizer
 
 from qilin_lib.config import ModelConfig, load_config
-from qilin_lib.evaluation.runner import EvalModel, evaluate_model, load_results
+from qilin_lib.evaluation.results import load_results
+from qilin_lib.evaluation.runner import EvalModel, evaluate_model
 from qilin_lib.evaluation.tables import (
     Results,
     eval_tables,

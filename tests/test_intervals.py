@@ -135,7 +135,7 @@ def _mcq(n: int = 40, seed: int = 0):
 
 
 def test_mcq_metrics_carry_an_interval_beside_every_metric_overall_and_per_group():
-    from qilin_lib.evaluation.runner import mcq_metrics
+    from qilin_lib.evaluation.task_metrics import mcq_metrics
 
     items, rows = _mcq()
     out = mcq_metrics(items, rows, intervals=SPEC)
@@ -155,7 +155,7 @@ def test_mcq_metrics_carry_an_interval_beside_every_metric_overall_and_per_group
 
 
 def test_qa_and_explanation_metrics_carry_an_interval_beside_every_metric():
-    from qilin_lib.evaluation.runner import explanation_metrics, text_metrics
+    from qilin_lib.evaluation.task_metrics import explanation_metrics, text_metrics
 
     outs = ["患者发热咳嗽多喝水", "高血压要服药", "建议就医", "糖尿病控制饮食和运动"] * 3
     refs = ["发热咳嗽多喝水休息", "高血压需长期服药", "请及时就医检查", "糖尿病要控制饮食"] * 3
@@ -176,14 +176,9 @@ def _plant(root, model: str, task: str, metrics: dict, preds: list[dict]) -> Non
 
 
 def test_tables_show_intervals_and_mark_differences_outside_them(tmp_path, monkeypatch):
-    from qilin_lib.evaluation.runner import mcq_metrics
-    from qilin_lib.evaluation.tables import (
-        LO,
-        Results,
-        display_frame,
-        knowledge_table,
-        write_eval_tables,
-    )
+    from qilin_lib.evaluation.results import LO, Results, display_frame
+    from qilin_lib.evaluation.tables import knowledge_table, write_eval_tables
+    from qilin_lib.evaluation.task_metrics import mcq_metrics
 
     monkeypatch.setenv("QILIN_ROOT", str(tmp_path))
     (tmp_path / "results" / "paper").mkdir(parents=True)

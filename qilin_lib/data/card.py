@@ -30,6 +30,11 @@ LICENCES = {
     "huatuo-26m": "Apache-2.0",
     # shared/data/pubmedqa/SOURCE.md: pubmedqa/pubmedqa LICENSE
     "pubmedqa": "MIT",
+    # shared/data/medqa_mainland_test/SOURCE.md: jind11/MedQA LICENSE (the Alpaca conversion's fork adds none)
+    "medqa_mcmle": "MIT",
+    "medqa_mainland": "MIT",
+    # shared/data/cnmleqa/SOURCE.md: no licence file or statement in zonghui0228/CNMLEQA
+    "cnmle": "unknown (not stated)",
     # the tiny profile's corpora are generated from the repo's own knowledge base (README, "Data sources")
     "generated (qilin_lib.data.tiny)": "CC0 (qilin_lib/data/kb/tiny_kb.json, written for this repo)",
 }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import plots
 from ..paths import figures_dir
-from .tables import Results, _mode
+from .results import Results, mode_value
 
 KNOWLEDGE_MODES = ("generate", "loglik", "cloze_sum", "cloze_calibrated")
 
@@ -22,7 +22,7 @@ def plot_knowledge(profile: str, bench: str = "cmexam") -> Path | None:
     width = 0.38
     for ax, mode in zip(axes, KNOWLEDGE_MODES):
         for k, group in enumerate(("taught", "control")):
-            values = [_mode(res, m, bench, mode, group=group) or 0.0 for m in models]
+            values = [mode_value(res, m, bench, mode, group=group) or 0.0 for m in models]
             xs = [i + (k - 0.5) * width for i in range(len(models))]
             ax.bar(xs, values, width, color=plots.PALETTE[k], label=group)
         ax.axhline(100 / _options(res, models[0], bench), color="grey", lw=0.8, ls="--", label="chance")

@@ -33,13 +33,10 @@ from ..paths import results_dir
 from ..reporting import provenance
 from . import multiple_choice as mc
 from .benchmarks import Benchmark, load_benchmark
-from .extraction import cmexam_explanation
-from .intervals import DEFAULT_SPEC, IntervalSpec, accuracy_interval, f1_interval, overlap_intervals
-from .metrics import TOKENIZERS, explanation_scores, generation_scores, label_scores, mcq_scores
+from .results import STAGE_ORDER, load_results
 from .scoring import Scorer
 from .voc import VOC_PROMPT, voc
 
-STAGE_ORDER = ("base", "dcpt", "sft", "dpo")
 # Every model the repo trains, with whether its prompts go through the chat template; an external model
 # (`qilin evaluate --model`) may not take one of these names.
 STAGE_CHAT = {"base": False, "dcpt": False, "sft": True, "dpo": True, "adapt": True}
@@ -106,87 +103,29 @@ def _logprobs(scorer: Scorer) -> bool:
     return getattr(scorer, "supports_logprobs", True) is not False
 
 
-# -------------------------------------------------------------------------------------- metrics
-def _with_groups(items: list[dict], rows: list[dict], score, keys: tuple = ("group",)) -> dict:
-    """score(rows) overall, plus `by_<key>` breakdowns for the item fields in `keys` that are set."""
-    out = score(rows)
-    for key in keys:
-        values = sorted({it[key] for it in items if it.get(key)})
-        if values:
-            out[f"by_{key}"] = {v: score([r for it, r in zip(items, rows) if it.get(key) == v]) for v in values}
-    return out
-
-
-def mcq_metrics(items: list[dict], rows: list[dict], labels: bool = False, by_subject: bool = False,
-                intervals: IntervalSpec = DEFAULT_SPEC) -> dict:
-    """Accuracy and weighted F1 over answer strings (CMExam's definition); for PubMedQA (`labels`) the
-    yes/no/maybe accuracy and macro-F1s of the label the letter stands for (an unparsed letter is ""). Each with
-    its 95% interval (`accuracy_ci95`: Wilson; the F1s' `_ci95`: bootstrap; qilin_lib.evaluation.intervals)."""
-    options = items[0]["options"] if items else {}  # PubMedQA: the same three label options on every item
-
-    def score(rs: list[dict]) -> dict:
-        if labels:
-            golds, preds = [options[r["answer"]] for r in rs], [options.get(r["pred"], "") for r in rs]
-            out = label_scores(golds, preds)
-            out["macro_f1_ci95"] = f1_interval(golds, preds, "macro", intervals)  # official: labels present
-            out["macro_f1_fixed_labels_ci95"] = f1_interval(golds, preds, "macro", intervals,
-                                                            labels=("yes", "no", "maybe"))
-        else:
-            golds, preds = [r["answer"] for r in rs], [r["pred"] for r in rs]
-            out = mcq_scores(golds, preds)
-            out["weighted_f1_ci95"] = f1_interval(golds, preds, "weighted", intervals)
-        out["accuracy_ci95"] = accuracy_interval([g == p for g, p in zip(golds, preds)])
-        return out | {"n": len(rs)}
-    return _with_groups(items, rows, score, ("group", "subject") if by_subject else ("group",))
-
-
-def text_metrics(outputs: list[str], references: list[str], intervals: IntervalSpec) -> dict:
-    """Huatuo-26M columns (generation_scores, characters) with a bootstrap `<metric>_ci95` beside each."""
-    scores = generation_scores(outputs, references)
-    hyps, refs = [TOKENIZERS["char"](t) for t in outputs], [TOKENIZERS["char"](t) for t in references]
-    keys = [k for k in scores if k != "brevity_penalty"]
-    return scores | overlap_intervals(hyps, refs, intervals, keys)
-
-
-def explanation_metrics(outputs: list[str], references: list[str], intervals: IntervalSpec) -> dict:
-    """CMExam explanation BLEU (jieba) and ROUGE (characters) with a bootstrap `<metric>_ci95` beside each."""
-    scores = explanation_scores(outputs, references)
-    jieba, char = TOKENIZERS["jieba"], TOKENIZERS["char"]
-    hyps, refs = [jieba(t) for t in outputs], [jieba(t) for t in references]
-    chars = ([char(t) for t in outputs], [char(t) for t in references])
-    return scores | overlap_intervals(hyps, refs, intervals, list(scores), rouge_tokens=chars)
-
-
 # ---------------------------------------------------------------------------------------- tasks
 def run_mcq(scorer: Scorer, bench: Benchmark, modes, max_new_tokens: int, prompt=None) -> tuple[dict, dict]:
     """{mode: metrics}, {mode: prediction rows} for the profile's scoring modes; `prompt` replaces the
     benchmark's prompt (RAG), and then cloze, which reads the question alone, is skipped."""
     with_cloze = prompt is None
     prompt = prompt or bench.prompt
-    labels = bench.name == "pubmedqa"
-    kw = {"labels": labels, "by_subject": bench.name == "ceval", "intervals": scorer.intervals}
     metrics, preds = {}, {}
     if "generate" in modes:
         parsers = bench.parser_functions()
         rows = mc.generate(scorer, bench.items, prompt, parsers, max_new_tokens, with_loglik="loglik" in modes)
         if "loglik" in modes:  # read from the generation pass's first step
             rows, preds["loglik"] = rows
-        metrics["generate"] = {name: mcq_metrics(bench.items, [r | {"pred": r["preds"][name]} for r in rows], **kw)
+        metrics["generate"] = {name: bench.score([r | {"pred": r["preds"][name]} for r in rows], scorer.intervals)
                                for name in parsers}
-        with_expl = [(it, r) for it, r in zip(bench.items, rows) if it.get("explanation")]
-        if bench.name == "cmexam" and with_expl:
-            # the explanation as CMExam's script cuts it (after "解释:"), scored against the gold one
-            metrics["generate_explanation"] = explanation_metrics([cmexam_explanation(r["output"]) for _, r in with_expl],
-                                                                  [it["explanation"] for it, _ in with_expl],
-                                                                  scorer.intervals)
+        metrics |= bench.generation_metrics(rows, scorer.intervals)
         preds["generate"] = rows
     if "loglik" in modes:
         if "loglik" not in preds:
             preds["loglik"] = mc.loglik(scorer, bench.items, prompt)
-        metrics["loglik"] = mcq_metrics(bench.items, preds["loglik"], **kw)
+        metrics["loglik"] = bench.score(preds["loglik"], scorer.intervals)
     if "cloze" in modes and with_cloze:
         for variant, rows in mc.cloze(scorer, bench.items, question=bench.stem).items():
-            preds[variant], metrics[variant] = rows, mcq_metrics(bench.items, rows, **kw)
+            preds[variant], metrics[variant] = rows, bench.score(rows, scorer.intervals)
     return metrics, _tag_groups(bench.items, preds)
 
 
@@ -204,15 +143,13 @@ def run_qa(scorer: Scorer, bench: Benchmark, max_new_tokens: int, prompt=None) -
     prompt = prompt or bench.prompt
     outputs = scorer.generate([scorer.context(prompt(it)) for it in bench.items], max_new_tokens, desc="QA")
     rows = [{"id": it["id"], "output": out, "reference": it["answer"]} for it, out in zip(bench.items, outputs)]
-
-    def score(rs: list[dict]) -> dict:
-        return text_metrics([r["output"] for r in rs], [r["reference"] for r in rs], scorer.intervals) | {"n": len(rs)}
-    return {"generate": _with_groups(bench.items, rows, score)}, {"generate": rows}
+    return {"generate": bench.score(rows, scorer.intervals)}, {"generate": rows}
 
 
 def run_voc(scorer: Scorer, bench: Benchmark) -> tuple[dict, dict]:
     rows = voc(scorer, bench.items, question=bench.stem)
-    return {"voc": mcq_metrics(bench.items, rows, bench.name == "pubmedqa", intervals=scorer.intervals)}, {"voc": rows}
+    return {"voc": bench.score(rows, scorer.intervals, breakdown=False)}, {"voc": rows}
+
 
 QUESTION_VARIANTS = {
     "prior": "question_prior",    # the disease name removed: what the options' wording alone gives away
@@ -225,7 +162,7 @@ def run_variant(scorer: Scorer, bench: Benchmark, variant: str) -> tuple[dict, d
     key = QUESTION_VARIANTS[variant]
     metrics, preds = {}, {}
     for mode, rows in mc.cloze(scorer, bench.items, question=lambda it: it[key]).items():
-        preds[mode], metrics[mode] = rows, mcq_metrics(bench.items, rows, intervals=scorer.intervals)
+        preds[mode], metrics[mode] = rows, bench.score(rows, scorer.intervals, breakdown=False)
     return metrics, _tag_groups(bench.items, preds)
 
 
@@ -347,11 +284,6 @@ def evaluate_model(cfg, model: EvalModel, benchmarks: list[str | Benchmark], pro
         metrics, _ = run_heldout(cfg, scorer)
         results.append(write_result(cfg, model, "heldout", None, metrics, {}, {"what": run_heldout.__doc__}))
     return results
-
-
-def load_results(profile: str) -> list[dict]:
-    """Every eval_*.json of a profile, in file-name order."""
-    return [json.loads(p.read_text("utf-8")) for p in sorted(Path(results_dir(profile)).glob("eval_*.json"))]
 
 
 # ------------------------------------------------------------------------------------ everything

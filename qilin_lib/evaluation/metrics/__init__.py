@@ -17,10 +17,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import evaluate
+from typing import TYPE_CHECKING
 
 from qilin_lib.evaluation.metrics.tokens import char_tokens, jieba_tokens
+
+if TYPE_CHECKING:  # `evaluate` imports torch and the hub client: loaded with the first metric, not with a config
+    import evaluate
 
 METRICS_DIR = Path(__file__).resolve().parent
 METRIC_NAMES = ("nmt_bleu", "nmt_rouge", "gleu", "distinct", "mcq_answer", "pubmedqa_label")
@@ -39,6 +41,8 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     Loading by directory path never touches the Hub, so it works with HF_HUB_OFFLINE=1; keep_in_memory skips
     the Arrow cache files and their locks under ~/.cache, which nothing here reuses.
     """
+    import evaluate
+
     if name not in METRIC_NAMES:
         raise ValueError(f"unknown metric {name!r}; expected one of {METRIC_NAMES}")
     return evaluate.load(str(METRICS_DIR / name), keep_in_memory=True)
