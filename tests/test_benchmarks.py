@@ -162,9 +162,12 @@ def model_dir(tmp_path_factory):
     return str(path)
 
 
-def test_every_registered_benchmark_has_a_sample_and_a_caption():
+def test_every_registered_benchmark_has_a_sample_a_caption_and_a_loader_of_its_kind():
+    from qilin_lib.data.sources import LOADER_KINDS
+
     assert set(SAMPLES) == set(BENCHMARKS) == {cls.name for cls in REGISTRY}
     assert all(cls.caption and cls.kind in ("mcq", "qa") for cls in REGISTRY)
+    assert all(LOADER_KINDS[cls.loader] == cls.kind for cls in REGISTRY if cls.loader)
 
 
 @pytest.mark.parametrize("name", list(SAMPLES))

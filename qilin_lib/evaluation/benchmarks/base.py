@@ -1,7 +1,8 @@
 """What every benchmark module provides (one module per benchmark, registered in benchmarks/__init__.py).
 
 A benchmark class owns, for its test set:
-- loading: `from_spec(spec)` reads the file (or hub dataset) a profile names under `data.benchmarks.<name>`;
+- loading: `from_spec(spec)` reads the file (or hub dataset) a profile names under `data.benchmarks.<name>`
+  (by default with the data stage's loader named in `loader`);
   `from_tiny(rows)` the set the tiny profile's data stage generated, where it generates one (`tiny_split`);
 - the prompt (`prompt`, before chat wrapping), the question alone (`stem`: cloze and VoC; `query`: RAG);
 - the answer parsers of generate mode (`parsers`, the table's first; `parser_functions`);
@@ -34,6 +35,7 @@ class Benchmark:
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "mcq"                         # "mcq" (letters) or "qa" (free text)
+    loader: ClassVar[str] = ""                          # its file format: a name in qilin_lib.data.sources.LOADERS
     parsers: ClassVar[tuple] = ("cmexam", "strict", "first_run")
     f1_key: ClassVar[str] = "weighted_f1"               # the F1 its tables show
     tiny_split: ClassVar[str] = ""                      # eval/<split> of the tiny data stage ("" = none)
@@ -47,8 +49,13 @@ class Benchmark:
     # ----------------------------------------------------------------------------------- loading
     @classmethod
     def from_spec(cls, spec: dict) -> Benchmark:
-        """The test set a profile's `data.benchmarks.<name>` names (`spec["path"]` is resolved already)."""
-        raise NotImplementedError(f"{cls.__name__}.from_spec")
+        """The test set a profile's `data.benchmarks.<name>` names (`spec["path"]` is resolved already), read by
+        the data stage's loader `loader` (a benchmark with splits or several files overrides this)."""
+        from ...data.sources import LOADERS
+
+        if cls.loader not in LOADERS:
+            raise NotImplementedError(f"{cls.__name__}: set `loader` to one of {', '.join(LOADERS)} or define from_spec")
+        return cls(list(LOADERS[cls.loader](spec["path"])))
 
     @classmethod
     def from_tiny(cls, rows) -> Benchmark:

@@ -20,6 +20,7 @@ GENERATE_ACCURACY = ("generate", "cmexam", "accuracy")
 
 class CMExam(Benchmark):
     name = "cmexam"
+    loader = "cmexam_csv"
     tiny_split, tiny_train_split = "cmexam", "cmexam_train"
     published: ClassVar[dict[str, str]] = {"accuracy": "accuracy", "weighted_f1": "weighted_f1"}
     paper_map = (("Baichuan-7B", "accuracy", "base", "cmexam", GENERATE_ACCURACY),
@@ -31,12 +32,6 @@ class CMExam(Benchmark):
     knowledge_caption = ("Knowledge injection, tiny CMExam-style set (5 options, chance 20%): accuracy by scoring "
                          "mode; generate = greedy + CMExam parser; taught = diseases in the DCPT corpus, control = "
                          "in no training text; prior-only = disease name removed")
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> CMExam:
-        from ...data import sources
-
-        return cls(list(sources.load_cmexam_csv(spec["path"])))
 
     def generation_metrics(self, rows: list[dict], intervals: IntervalSpec) -> dict:
         """The explanation as CMExam's script cuts it (after "解释:"), scored against the gold one."""

@@ -14,14 +14,9 @@ from .base import Benchmark
 
 class CNMLE(Benchmark):
     name = "cnmle"
+    loader = "cnmleqa_json"
     caption = ("CNMLE (CNMLEQA-3k, 5 options): accuracy and weighted F1 of generate (CMExam parser) and loglik "
                "accuracy; prompt in CMExam's layout (ours: the dataset defines no LLM prompt)")
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> CNMLE:
-        from ...data import sources
-
-        return cls(list(sources.load_cnmleqa_json(spec["path"])))
 
     def score(self, rows: list[dict], intervals: IntervalSpec, breakdown: bool = True) -> dict:
         """Overall and, with `breakdown`, per question type (the item's subject)."""

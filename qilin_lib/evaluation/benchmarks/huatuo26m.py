@@ -18,6 +18,7 @@ METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "gleu", "rouge_1", "rouge_2",
 
 class Huatuo26M(Benchmark):
     name = "huatuo26m"
+    loader = "huatuo26m_json"
     kind = "qa"
     parsers = ()
     tiny_split = "qa"
@@ -27,12 +28,6 @@ class Huatuo26M(Benchmark):
                       for metric in ("bleu_1", "rouge_1"))
     caption = ("Huatuo-26M test (paper Table 6 shape): greedy generation; BLEU-1..4 (nmt), GLEU (nltk), ROUGE "
                "(nmt) on characters; Distinct-n per output, averaged")
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> Huatuo26M:
-        from ...data import sources
-
-        return cls(list(sources.load_huatuo26m_json(spec["path"])))
 
     def prompt(self, item: dict) -> str:
         return item["question"]

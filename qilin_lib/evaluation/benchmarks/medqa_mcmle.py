@@ -13,11 +13,6 @@ from .base import Benchmark
 
 class MedQAMCMLE(Benchmark):
     name = "medqa_mcmle"
+    loader = "medqa_alpaca_json"
     caption = ("MedQA-MCMLE (Mainland China licensing exam, test, 4 options): accuracy and weighted F1 of generate "
                "(CMExam parser) and loglik accuracy; prompt in CMExam's layout (ours: MedQA defines no LLM prompt)")
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> MedQAMCMLE:
-        from ...data import sources
-
-        return cls(list(sources.load_medqa_alpaca_json(spec["path"])))
