@@ -215,3 +215,7 @@ def test_a_new_benchmark_is_one_class_in_the_registry(shared_data, sandbox, mode
     written = write_eval_tables(cfg.name)
     assert "eval_toy_exam" in written
     assert "Toy exam: accuracy and weighted F1" in Path(written["eval_toy_exam"]["md"]).read_text("utf-8")
+
+
+def test_the_tiny_profile_runs_the_sets_its_data_stage_generates():
+    assert available(load_config("tiny")) == ["cmexam", "ceval", "huatuo26m"]

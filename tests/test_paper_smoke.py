@@ -101,8 +101,8 @@ def test_qilin_reproduce_runs_the_paper_profile_at_cpu_size(smoke_sandbox):
     assert sft_cmexam["protocol"]["chat_template"] and sft_cmexam["metrics"]["loglik"]["n"] == 8
     sft = next((smoke_sandbox / "artifacts" / "paper-smoke").glob("sft-*"))
     assert "<reserved_102>" in (sft / "chat_template.jinja").read_text("utf-8")  # the authors' template
-    # the letters are told apart: the dummy-prefix tokenizer encodes "A" as ["▁", "A"] (a first-token score
-    # gave every option the same number)
+    # the letters are told apart: the dummy-prefix tokenizer encodes "A" alone as ["▁", "A"]; scored as the
+    # prompt + letter tokenizes (one letter token after "答案："), every option gets its own number
     rows = [json.loads(line) for line in (results / "predictions" / "sft_cmexam.jsonl").read_text("utf-8").splitlines()]
     loglik = [r["scores"] for r in rows if r["mode"] == "loglik"]
     assert len(loglik) == 8 and all(len(set(scores.values())) == len(scores) for scores in loglik)

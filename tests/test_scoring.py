@@ -159,19 +159,42 @@ def dummy_prefix_scorer(tmp_path_factory):
     return Scorer(model, tokenizer, batch_size=2, progress=False)
 
 
-def test_letters_after_a_shared_dummy_prefix_are_scored_by_their_own_token(dummy_prefix_scorer):
+def test_letters_are_scored_as_the_prompt_plus_letter_tokenizes(dummy_prefix_scorer):
+    """lm-evaluation-harness's rule (lm_eval/api/model.py, TemplateLM._encode_pair, v0.4.13): a continuation's
+    tokens are encode(context + continuation)[len(encode(context)):]. Alone, "A" is ["▁", "A"]; after "答案："
+    it is ["A"], what the model saw in training: its log-prob is read right after the prompt, no "▁" between."""
     s = dummy_prefix_scorer
+    tok = lambda text: s.tokenizer(text, add_special_tokens=False)["input_ids"]
     letters = list("ABCDE")
-    encoded = [s.tokenizer(c, add_special_tokens=False)["input_ids"] for c in letters]
-    assert len({e[0] for e in encoded}) == 1 and all(len(e) == 2 for e in encoded)  # "▁" then the letter
+    assert len({tok(c)[0] for c in letters}) == 1 and all(len(tok(c)) == 2 for c in letters)  # "▁" + letter
     contexts = ["肺炎的症状有咳嗽。答案：", "高血压答案："]
     got = s.next_token_logprobs(contexts, letters)
-    assert all(len(set(row.tolist())) == len(letters) for row in got)  # the first token alone would tie them all
-    for i, context in enumerate(contexts):  # the ranking of the full candidates' summed log-probabilities
-        summed = [lp for lp, _ in s.continuation_logprobs([(context, c) for c in letters])]
+    for i, context in enumerate(contexts):
+        assert all(tok(context + c)[:-1] == tok(context) for c in letters)  # one letter token after the prompt
+        with torch.no_grad():
+            lp = torch.log_softmax(s.model(torch.tensor([tok(context)])).logits[0, -1].float(), -1)
+        assert got[i].tolist() == pytest.approx([float(lp[tok(context + c)[-1]]) for c in letters], abs=1e-5)
+        summed = s.continuation_logprobs([(context, c) for c in letters])
+        assert [n for _, n in summed] == [1] * len(letters)
+        assert got[i].tolist() == pytest.approx([x for x, _ in summed], abs=1e-4)
+    _, first = s.generate(contexts, max_new_tokens=2, first_token_candidates=letters)
+    assert torch.allclose(first, got, atol=1e-5)
+
+
+def test_candidates_sharing_leading_tokens_are_told_apart_by_the_next_one(dummy_prefix_scorer):
+    s = dummy_prefix_scorer
+    candidates = ["选项A", "选项B", "选项C"]   # "选项" is not in the tokenizer's vocabulary: shared byte tokens
+    contexts = ["肺炎的症状有咳嗽。答案：", "高血压答案："]
+    tok = lambda text: s.tokenizer(text, add_special_tokens=False)["input_ids"]
+    added = [tok(contexts[0] + c)[len(tok(contexts[0])):] for c in candidates]
+    assert len({a[0] for a in added}) == 1 and len({a[-1] for a in added}) == 3   # shared, then told apart
+    got = s.next_token_logprobs(contexts, candidates)
+    assert all(len(set(row.tolist())) == len(candidates) for row in got)
+    for i, context in enumerate(contexts):  # ranked as the candidates' summed log-probabilities are
+        summed = [lp for lp, _ in s.continuation_logprobs([(context, c) for c in candidates])]
         shared = summed[0] - float(got[i, 0])
         assert got[i].tolist() == pytest.approx([x - shared for x in summed], abs=1e-4)
-    _, first = s.generate(contexts, max_new_tokens=2, first_token_candidates=letters)
+    _, first = s.generate(contexts, max_new_tokens=2, first_token_candidates=candidates)
     assert torch.allclose(first, got, atol=1e-5)
 
 

@@ -89,11 +89,58 @@ class Scorer:
 
     def _encode(self, text: str, budget: int) -> list[int]:
         # Chat templates carry their own BOS; raw prompts get none (the DCPT blocks start after an EOS).
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._fit(self.tokenizer(text, add_special_tokens=False)["input_ids"], budget)
+
+    def _fit(self, ids: list[int], budget: int) -> list[int]:
+        """The last `budget` tokens (a prompt loses its beginning), counted in `truncated` when cut."""
         if len(ids) > budget:
             self.truncated += 1
             ids = ids[len(ids) - budget:]
         return ids
+
+    def _split_pairs(self, pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, list[int]], list[list[int]]]:
+        """({context: its tokens}, the tokens each continuation adds after its context).
+
+        A continuation's tokens are those of context + continuation after the context's own tokens:
+        lm-evaluation-harness's rule (lm_eval/api/model.py, TemplateLM._encode_pair, v0.4.13). Encoded alone, a
+        SentencePiece tokenizer's dummy prefix would put a "▁" between a prompt and its answer ("A" alone is
+        ["▁", "A"], while "答案：A" is [..., "：", "A"], what the model saw in training and continues with
+        when it generates). Unlike lm-eval, a context's trailing whitespace stays in the context: it is part of
+        the prompt generation sees (a chat template's final newline)."""
+        def encode(texts: list[str]) -> list[list[int]]:
+            return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+        contexts = list(dict.fromkeys(c for c, _ in pairs))
+        context_ids = dict(zip(contexts, encode(contexts)))
+        conts = []
+        for (context, continuation), whole in zip(pairs, encode([c + x for c, x in pairs])):
+            cont = whole[len(context_ids[context]):]
+            if continuation and not cont:
+                raise ValueError(f"continuation {continuation!r} adds no token after context ...{context[-40:]!r}")
+            conts.append(cont)
+        return context_ids, conts
+
+    def _letter_rows(self, contexts: Sequence[str], candidates: Sequence[str]) -> tuple[list, list, list[int]]:
+        """Per context: the tokens to run (the context fitted to the window, then any tokens that every
+        candidate's continuation starts with), each candidate's token after them, whose log-probability
+        ranks the candidates as their summed log-probabilities do, and how many shared tokens were appended.
+        A candidate longer than one token is represented by its first token after the shared ones."""
+        k = len(candidates)
+        context_ids, conts = self._split_pairs([(c, x) for c in contexts for x in candidates])
+        rows, tokens, shared_counts = [], [], []
+        for i, context in enumerate(contexts):
+            mine = conts[i * k:(i + 1) * k]
+            shared = 0
+            while shared < min(map(len, mine)) - 1 and len({m[shared] for m in mine}) == 1:
+                shared += 1
+            firsts = [m[shared] for m in mine]
+            if len(set(firsts)) < len(set(candidates)):
+                raise ValueError(f"candidates {list(candidates)} do not differ in their first token after the shared "
+                                 f"ones ({mine}): a next-token score cannot tell them apart")
+            rows.append(self._fit(context_ids[context], self.max_length - shared) + mine[0][:shared])
+            tokens.append(firsts)
+            shared_counts.append(shared)
+        return rows, tokens, shared_counts
 
     def _batches(self, lengths: Sequence[int], desc: str):
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -125,18 +172,22 @@ class Scorer:
         stop_ids = self._stop_ids()
         stop = torch.tensor(stop_ids, device=self.device)
         out: list[str] = [""] * len(rows)
-        shared, cand = self._candidate_tokens(first_token_candidates or [])
-        if shared:  # the first decoding step does not score them: one pass of their own
-            first = self.next_token_logprobs(prompts, first_token_candidates, desc=f"{desc} (letters)")
-            cand = []
-        else:
-            first = torch.empty(len(rows), len(cand))
+        cand = None
+        if first_token_candidates:
+            counted = self.truncated
+            _, cand, shared = self._letter_rows(prompts, first_token_candidates)
+            self.truncated = counted  # the prompts' truncation is counted once, with the generation rows above
+            if any(shared):  # the first decoding step does not score them: one pass of their own
+                first, cand = self.next_token_logprobs(prompts, first_token_candidates, desc=f"{desc} (letters)"), None
+            else:
+                first = torch.empty(len(rows), len(first_token_candidates))
         for idx in self._batches([len(r) for r in rows], desc):
             batch = self._left_padded([rows[i] for i in idx])
             mask, positions = batch["attention_mask"], batch["position_ids"][:, -1:]
             step = self.model(**batch, use_cache=True, **self._last_only)
             if cand:
-                first[idx] = torch.log_softmax(step.logits[:, -1].float(), -1)[:, cand].cpu()
+                lp = torch.log_softmax(step.logits[:, -1].float(), -1)
+                first[idx] = lp.gather(1, torch.tensor([cand[i] for i in idx], device=lp.device)).cpu()
             tokens, done = [], torch.zeros(len(idx), dtype=torch.bool, device=self.device)
             for _ in range(max_new_tokens):
                 nxt = step.logits[:, -1].argmax(-1)
@@ -155,23 +206,6 @@ class Scorer:
                 out[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return (out, first) if first_token_candidates else out
 
-    def _candidate_tokens(self, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
-        """(tokens every candidate starts with, the first token after them per candidate). A SentencePiece
-        tokenizer with a dummy prefix encodes "A" as ["▁", "A"]: taking each candidate's first token would
-        score "▁" for every option (identical scores, always the first letter). The shared tokens are
-        appended to the context instead, which ranks the options as their summed log-probabilities do."""
-        encoded = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]
-        if not encoded:
-            return [], []
-        shared = 0
-        while shared < min(map(len, encoded)) - 1 and len({e[shared] for e in encoded}) == 1:
-            shared += 1
-        tokens = [e[shared] for e in encoded]
-        if len(set(tokens)) < len(set(candidates)):
-            raise ValueError(f"candidates {list(candidates)} do not differ in their first token after the shared "
-                             f"ones ({encoded}): a next-token score cannot tell them apart")
-        return encoded[0][:shared], tokens
-
     def _stop_ids(self) -> list[int]:
         config = getattr(self.model, "generation_config", None)  # a wrapped remote-code model may have none
         return stop_token_ids(self.tokenizer, getattr(config, "eos_token_id", None), **self.chat_template_kwargs)
@@ -179,21 +213,21 @@ class Scorer:
     @torch.no_grad()
     def next_token_logprobs(self, contexts: Sequence[str], candidates: Sequence[str],
                             desc: str = "next token") -> torch.Tensor:
-        """log P(first token of each candidate | context): [len(contexts), len(candidates)], one forward
-        pass per batch. Candidates are expected to be single tokens (option letters) after any tokens they all
-        start with (see _candidate_tokens); for a longer candidate its first such token stands for it."""
-        shared, cand = self._candidate_tokens(candidates)
-        rows = [self._encode(c, self.max_length - len(shared)) + shared for c in contexts]
-        out = torch.empty(len(rows), len(cand))
+        """log P(each candidate's token | context): [len(contexts), len(candidates)], one forward pass per
+        batch. The candidates' tokens are those they add after the context (_split_pairs); candidates are
+        expected to be single tokens (option letters) after any tokens they all start with (_letter_rows)."""
+        rows, tokens, _ = self._letter_rows(contexts, candidates)
+        out = torch.empty(len(rows), len(candidates))
         for idx in self._batches([len(r) for r in rows], desc):
             logits = self.model(**self._left_padded([rows[i] for i in idx]), **self._last_only).logits[:, -1].float()
-            out[idx] = torch.log_softmax(logits, -1)[:, cand].cpu()
+            lp = torch.log_softmax(logits, -1)
+            out[idx] = lp.gather(1, torch.tensor([tokens[i] for i in idx], device=lp.device)).cpu()
         return out
 
     def continuation_logprobs(self, pairs: Sequence[tuple[str, str]],
                               desc: str = "continuations") -> list[tuple[float, int]]:
-        """(sum of log P(continuation tokens | context), number of continuation tokens) per pair; context
-        and continuation are tokenized separately and concatenated, as lm-evaluation-harness does.
+        """(sum of log P(continuation tokens | context), number of continuation tokens) per pair; the
+        continuation's tokens are those it adds after the context (lm-evaluation-harness's rule, _split_pairs).
         Pairs scored before by this scorer are not scored again."""
         todo = list(dict.fromkeys(p for p in pairs if p not in self._continuations))
         for pair, score in zip(todo, self._score_continuations(todo, desc)):
@@ -205,12 +239,13 @@ class Scorer:
         """Each distinct context runs once: its KV cache is copied to every continuation that follows it
         (cloze scores 4-5 options after one question, VoC two verdicts after one prompt), and only the
         continuation tokens run again. Same numbers as scoring every concatenation on its own."""
-        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"][: self.max_length - 1] for _, c in pairs]
+        context_ids, conts = self._split_pairs(pairs)
+        conts = [c[: self.max_length - 1] for c in conts]
         by_context: dict[str, list[int]] = {}
         for i, (context, _) in enumerate(pairs):
             by_context.setdefault(context, []).append(i)
         contexts = list(by_context)
-        rows = [self._encode(c, self.max_length - max(len(conts[i]) for i in by_context[c]))
+        rows = [self._fit(context_ids[c], self.max_length - max(len(conts[i]) for i in by_context[c]))
                 or [self.tokenizer.eos_token_id] for c in contexts]
         out: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
         for idx in self._batches([len(r) for r in rows], desc):

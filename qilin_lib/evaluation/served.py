@@ -7,8 +7,8 @@
 
 Everything that decides a number stays on this side, as in the in-process Scorer: the chat template is
 rendered here (`context`, with the local tokenizer of `model_dir`) and the raw text goes to the legacy
-completions endpoint; contexts and continuations are tokenized here, separately (lm-evaluation-harness's
-rule), and sent as token ids, so the server scores exactly the tokens the local scorer would.
+completions endpoint; contexts and continuations are tokenized here, a continuation's tokens being those it
+adds after its context (lm-evaluation-harness's rule, Scorer._split_pairs), and sent as token ids, so the server scores exactly the tokens the local scorer would.
 
 Log-likelihoods use the completions API's `echo` + `logprobs` (the request lm-evaluation-harness's
 `local-completions` model sends): with `prompt` = token ids, `echo: true, logprobs: 1, max_tokens: 1,
@@ -178,8 +178,10 @@ class ServedScorer(Scorer):
             return out
         # Scorer reads these from its first decoding step, i.e. after the prompt as generation cut it, unless the
         # candidates share leading tokens (then a pass of their own, next_token_logprobs)
-        shared, cand = self._candidate_tokens(first_token_candidates)
-        if shared:
+        counted = self.truncated
+        _, cand, shared = self._letter_rows(prompts, first_token_candidates)
+        self.truncated = counted  # counted once, with the generation rows above
+        if any(shared):
             return out, self.next_token_logprobs(prompts, first_token_candidates, desc=f"{desc} (letters)")
         self._need_logprobs("next-token scoring (loglik)")
         return out, self._next_token(rows, cand, f"{desc} (letters)")
@@ -189,22 +191,24 @@ class ServedScorer(Scorer):
         """As Scorer.next_token_logprobs: each candidate's token is appended to the context and its echoed
         log-probability read back (one prompt per context and candidate)."""
         self._need_logprobs("next-token scoring (loglik)")
-        shared, cand = self._candidate_tokens(candidates)
-        return self._next_token([self._encode(c, self.max_length - len(shared)) + shared for c in contexts], cand, desc)
+        rows, tokens, _ = self._letter_rows(contexts, candidates)
+        return self._next_token(rows, tokens, desc)
 
-    def _next_token(self, rows: list[list[int]], cand: list[int], desc: str) -> torch.Tensor:
+    def _next_token(self, rows: list[list[int]], tokens: list[list[int]], desc: str) -> torch.Tensor:
+        """log P(token | row) for each row's candidate tokens: [len(rows), candidates per row]."""
         rows = [r or [self.tokenizer.eos_token_id] for r in rows]
-        lps = self._prompt_logprobs([r + [t] for r in rows for t in cand], desc)
-        return torch.tensor([lp[-1] for lp in lps]).reshape(len(rows), len(cand))
+        lps = self._prompt_logprobs([r + [t] for r, ts in zip(rows, tokens) for t in ts], desc)
+        return torch.tensor([lp[-1] for lp in lps]).reshape(len(rows), -1)
 
     def _score_continuations(self, pairs: Sequence[tuple[str, str]], desc: str) -> list[tuple[float, int]]:
         """Summed echoed log-probabilities of the continuation tokens after the context tokens."""
         self._need_logprobs("continuation scoring (cloze, VoC)")
-        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"][: self.max_length - 1] for _, c in pairs]
+        context_ids, conts = self._split_pairs(pairs)
+        conts = [c[: self.max_length - 1] for c in conts]
         longest: dict[str, int] = {}  # a context is cut to leave room for its longest continuation, as in Scorer
         for (ctx, _), cont in zip(pairs, conts):
             longest[ctx] = max(longest.get(ctx, 0), len(cont))
-        encoded = {ctx: self._encode(ctx, self.max_length - n) or [self.tokenizer.eos_token_id]
+        encoded = {ctx: self._fit(context_ids[ctx], self.max_length - n) or [self.tokenizer.eos_token_id]
                    for ctx, n in longest.items()}
         ctxs = [encoded[ctx] for ctx, _ in pairs]
         todo = [i for i, cont in enumerate(conts) if cont]

@@ -25,6 +25,7 @@ class CEval(Benchmark):
 
     name = "ceval"
     parsers = ("ceval", "ceval_qilin", "cmexam")
+    tiny_split = "ceval_val"                            # with ceval_dev's five shots (from_tiny)
     caption = "C-Eval medical subjects, val split, 5-shot answer-only (paper Table 4 shape): accuracy"
     knowledge_caption = ("Knowledge injection, tiny C-Eval-style set (4 options, chance 25%): accuracy by scoring "
                          "mode; generate = 5-shot greedy + C-Eval regex")
