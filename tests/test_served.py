@@ -10,13 +10,8 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -27,6 +22,7 @@ from test_eval_pipeline import real_cfg
 from qilin_lib.evaluation.runner import EvalModel, evaluate_model
 from qilin_lib.evaluation.scoring import Scorer
 from qilin_lib.evaluation.served import ServedError, ServedScorer
+from qilin_lib.evaluation.served import transformers_serve as serve_locally
 
 PROMPTS = ["肺炎的症状有", "答案：", "以下是中国关于临床医学考试的单项选择题，请选出其中的正确答案。", "高血压患者常有",
            "糖尿病的常用药物包括", "A B C D 答案：", "Context: Question: Answer:", "判断：正确"]
@@ -71,28 +67,8 @@ def transformers_serve(tiny_dir, tmp_path_factory):
 
     if not is_serve_available():
         pytest.skip("transformers serve needs fastapi, uvicorn and openai (requirements.txt); not installed here")
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve_log") / "serve.log"
-    url = f"http://127.0.0.1:{port}/v1"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(tiny_dir),
-                                 "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"],
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        try:
-            deadline = time.time() + 180
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/models", timeout=5).read()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        log.flush()
-                        pytest.fail(f"transformers serve did not start: {log_path.read_text()[-2000:]}")
-                    time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with serve_locally(tiny_dir, tmp_path_factory.mktemp("serve_log") / "serve.log") as url:
+        yield url
 
 
 @pytest.mark.parametrize("chat", [False, True], ids=["raw", "chat"])

@@ -32,10 +32,16 @@ URL, the HTTP status and the request body (truncated).
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,3 +229,34 @@ def _short(body: dict | None, limit: int = 300) -> str:
     text = json.dumps(body, ensure_ascii=False) if body is not None else "(no body)"
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
+
+@contextmanager
+def transformers_serve(model_dir: str | Path, log_path: str | Path, timeout_s: float = 180) -> Iterator[str]:
+    """`transformers serve <model_dir>` (transformers' own OpenAI-compatible server, CPU, float32) on a free
+    local port for the duration of the block; yields its base URL. For this machine's checks of the served
+    backend (tests/test_served.py, benchmarks/bench_eval.py --served): on GPUs, serve with vLLM or SGLang
+    (README, "Served engine"). A server that does not answer within `timeout_s` is an error quoting its log."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir),
+                                 "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"],
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        try:
+            deadline = time.time() + timeout_s
+            while True:
+                try:
+                    urllib.request.urlopen(url + "/models", timeout=5).read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        log.flush()
+                        raise ServedError(f"transformers serve {model_dir} did not start; its log {log_path}:\n"
+                                          f"{Path(log_path).read_text()[-2000:]}") from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
