@@ -172,7 +172,7 @@ def ours_vs_lm_eval(cfg, model: EvalModel, scorer, items: int, repeat: int, venv
     benches = lm_eval_items(cfg, items)
     # Rounds alternate lm-eval's run and ours (best of `repeat` each), so that load from anything else on the
     # machine falls on both sides alike.
-    seconds = {side: {task: [] for task in benches} for side in ("ours", "lm-eval")}
+    seconds = {side: {task: [] for task in benches} for side in ("ours", "lm-eval", "lm-eval scoring")}
     ours: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for task, bench in benches.items():
@@ -189,14 +189,17 @@ def ours_vs_lm_eval(cfg, model: EvalModel, scorer, items: int, repeat: int, venv
             theirs = json.loads(out.read_text("utf-8"))
             for task, bench in benches.items():
                 seconds["lm-eval"][task] += theirs["tasks"][task]["seconds"]
+                seconds["lm-eval scoring"][task] += theirs["tasks"][task]["loglikelihood_seconds"]
                 t_ours, ours[task] = best_of(1, lambda b=bench: mc.loglik(scorer, b.items, b.prompt))
                 seconds["ours"][task].append(t_ours)
     print(f"\n[lm-eval] lm-eval {theirs['lm_eval']} (transformers {theirs['transformers']}, torch {theirs['torch']}) "
           f"hf backend, batch {scorer.batch_size}, window {scorer.max_length}; model load {theirs['load_seconds']:.1f} s "
-          f"(not counted); lm-eval = simple_evaluate with the model loaded, ours = the loglik pass; best of {repeat} "
-          "alternating rounds")
+          f"(not counted); best of {repeat} alternating rounds. ours = the loglik pass (tokenization + forward); "
+          "lm-eval = simple_evaluate with the model loaded (requests, scoring, metrics), of which scoring = its "
+          "loglikelihood call (tokenization + forward)")
     for task, bench in benches.items():
         rows, t_ours, t_theirs = ours[task], min(seconds["ours"][task]), min(seconds["lm-eval"][task])
+        t_scoring = min(seconds["lm-eval scoring"][task])
         lm_rows = {s["doc_id"]: s["logliks"] for s in theirs["tasks"][task]["samples"]}  # ids repeat across subjects
         same, worst, worst_offset = 0, 0.0, 0.0
         for i, (it, row) in enumerate(zip(bench.items, rows)):
@@ -208,9 +211,10 @@ def ours_vs_lm_eval(cfg, model: EvalModel, scorer, items: int, repeat: int, venv
             worst = max(worst, *map(abs, diffs))
             worst_offset = max(worst_offset, *(abs(d - offset) for d in diffs))
         n = len(bench)
-        print(f"  {task[6:]:9s} {n:4d} items: ours {n / t_ours:8.1f} items/s | lm-eval {n / t_theirs:8.1f} items/s | "
-              f"ratio {t_theirs / t_ours:.2f}x (target >= 1.5x); identical choices {same}/{n}; max |d loglik| "
-              f"{worst:.1e}, {worst_offset:.1e} within an item (ours rounded to 1e-4)")
+        print(f"  {task[6:]:9s} {n:4d} items: ours {n / t_ours:7.1f} items/s | lm-eval {n / t_theirs:7.1f} items/s, "
+              f"its scoring {n / t_scoring:7.1f} | ratio {t_theirs / t_ours:.2f}x, {t_scoring / t_ours:.2f}x on scoring "
+              f"alone (target >= 1.5x); identical choices {same}/{n}; max |d loglik| {worst:.1e}, "
+              f"{worst_offset:.1e} within an item (ours rounded to 1e-4)")
     trailing = sum(scorer.context(b.prompt(it)) != scorer.context(b.prompt(it)).rstrip()
                    for b in benches.values() for it in b.items)
     if trailing:

@@ -4,6 +4,7 @@ tasks exported by lm_eval_task.py, timed with the model loaded once. Imports not
     python lm_eval_driver.py MODEL_DIR TASK_DIR OUT.json --tasks t1 t2 --batch-size 64 --max-length 256 --repeat 2
 
 OUT.json: {"lm_eval": version, "load_seconds": s, "tasks": {task: {"seconds": [per repeat],
+"loglikelihood_seconds": [per repeat: the part spent in lm.loglikelihood, tokenization and forward passes],
 "samples": [{"doc_id": position in the task's file, "id", "logliks": [one per choice]}]}}}. A task's seconds are lm_eval.simple_evaluate's wall time
 with the model object passed in: building the requests, the log-likelihood passes and the metrics, not the
 model load (timed apart) or the Python start-up.
@@ -36,16 +37,29 @@ def main() -> None:
     out = {"lm_eval": version("lm_eval"), "transformers": version("transformers"), "torch": version("torch"),
            "load_seconds": time.perf_counter() - start, "tasks": {}}
     manager = TaskManager(include_path=args.task_dir)
+    # lm.loglikelihood timed apart inside simple_evaluate: the scoring alone, the part our loglik pass does
+    in_loglikelihood = []
+    scoring = lm.loglikelihood
+
+    def timed_loglikelihood(*a, **kw):
+        start = time.perf_counter()
+        out = scoring(*a, **kw)
+        in_loglikelihood[-1] += time.perf_counter() - start
+        return out
+
+    lm.loglikelihood = timed_loglikelihood
     for task in args.tasks:
-        seconds, samples = [], []
+        seconds, loglikelihood_seconds, samples = [], [], []
         for _ in range(args.repeat):
+            in_loglikelihood.append(0.0)
             start = time.perf_counter()
             result = lm_eval.simple_evaluate(model=lm, tasks=[task], task_manager=manager, log_samples=True,
                                              num_fewshot=0, verbosity="WARNING")
             seconds.append(time.perf_counter() - start)
+            loglikelihood_seconds.append(in_loglikelihood[-1])
             samples = [{"doc_id": s["doc_id"], "id": s["doc"]["id"], "logliks": [float(r[0]) for r in s["filtered_resps"]]}
                        for s in result["samples"][task]]
-        out["tasks"][task] = {"seconds": seconds, "samples": samples}
+        out["tasks"][task] = {"seconds": seconds, "loglikelihood_seconds": loglikelihood_seconds, "samples": samples}
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(out, f)
 
