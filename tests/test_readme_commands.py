@@ -131,7 +131,7 @@ SMALLEST_RUNS = {
     "benchmarks/bench_dedup.py": ["python", "benchmarks/bench_dedup.py", "--quick", "--mb", "0.3", "--loop-mb", "0.1",
                                   "--repeats", "1"],
     "benchmarks/bench_training.py": ["python", "benchmarks/bench_training.py", "--steps", "2"],
-    "benchmarks/bench_eval.py": ["python", "benchmarks/bench_eval.py", "--items", "6", "--repeat", "1"],
+    "benchmarks/bench_eval.py": ["python", "benchmarks/bench_eval.py", "--items", "6", "--repeat", "1", "--served"],
     "benchmarks/bench_numerics.py": ["python", "benchmarks/bench_numerics.py", "--steps", "2", "--rounds", "1"],
     "benchmarks/bench_data.py": ["python", "benchmarks/bench_data.py", "--sizes", "0.002"],
     "benchmarks/gpu_check.py": "tests/test_gpu_check.py (--small on the CPU)",
