@@ -16,13 +16,15 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import atomic_write_text
+from .evaluation.benchmarks import REGISTRY
 from .paths import figures_dir, repo_root, results_dir, tables_dir
 from .reporting import markdown
 
 REPORT_FILE = "REPORT.md"
+# REPORT.md's table order, by name prefix: data, the tiny knowledge tables, each benchmark's own table in
+# registry order, then the tables across benchmarks.
 TABLE_ORDER = ("table1", "table2", "table3", "data_", "eval_sets", "decontamination", "eval_knowledge", "eval_heldout",
-               "eval_cmexam", "eval_ceval", "eval_huatuo", "eval_pubmedqa", "eval_medqa_mcmle", "eval_cnmle", "eval_rag",
-               "eval_voc", "eval_adaptation", "case_studies")
+               *(f"eval_{cls.name}" for cls in REGISTRY), "eval_rag", "eval_voc", "eval_adaptation", "case_studies")
 
 
 def _read(path: Path):
@@ -39,7 +41,6 @@ def _metric(result: dict | None, path: tuple[str, ...]):
 def paper_comparison(profile: str) -> pd.DataFrame:
     """Published number, ours with its 95% interval, and ours - published, for every published Qilin-Med /
     AntGLM-Med number."""
-    from .evaluation.benchmarks import REGISTRY
     from .evaluation.reference import load_reference
 
     reference = {(e["benchmark"], e["model"], e["metric"]): e for e in load_reference()}

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
-from evalkit import tiny_model_and_tokenizer
+from evalkit import SAMPLES, sample_cfg, tiny_model_and_tokenizer
 
-from qilin_lib.config import ModelConfig, load_config
+from qilin_lib.config import load_config
 from qilin_lib.data.chimed import mcq_prompt
 from qilin_lib.evaluation import benchmarks
 from qilin_lib.evaluation.benchmarks import (
@@ -130,26 +130,12 @@ def test_cnmle_answers_are_field_names_and_question_types_are_subjects(real_cfg,
 
 
 # ------------------------------------------------------------------------------- the plug-in contract
-# Every registered benchmark's real sample in ../shared/data (a path, or a spec mapping): a benchmark added to
-# the registry without one here fails the first test below; the second evaluates each end to end.
-SAMPLES = {
-    "cmexam": "cmexam/test_10_official.csv",
-    "ceval": "ceval_medical",
-    "huatuo26m": "huatuo26m_test/huatuo26M_test_sample500.json",
-    "pubmedqa": {"path": "pubmedqa/pqal_trainval.json"},
-    "medqa_mcmle": "medqa_mainland_test/test_sample300.json",
-    "cnmle": "cnmleqa/CNMLEQA-3k_sample300.json",
-}
 N = 4
 
 
 def _sample_cfg(shared_data, **benchmarks):
-    cfg = load_config("paper", {"evaluation": {"max_items": N, "batch_size": 4, "max_new_tokens_mcq": 4,
-                                                "max_new_tokens_qa": 6, "max_length": 256, "modes": ["generate", "loglik"]}})
-    cfg.model = ModelConfig()  # the tiny model's loading settings (float32, no remote code)
-    specs = {name: ({"path": str(shared_data / s["path"])} if isinstance(s, dict) else str(shared_data / s))
-             for name, s in SAMPLES.items()}
-    cfg.data.benchmarks = specs | benchmarks
+    cfg = sample_cfg(shared_data, N, modes=["generate", "loglik"])
+    cfg.data.benchmarks |= benchmarks
     return cfg
 
 

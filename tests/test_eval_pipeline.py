@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from evalkit import tiny_model_and_tokenizer
+from evalkit import sample_cfg, tiny_model_and_tokenizer
 
-from qilin_lib.config import ModelConfig, load_config
 from qilin_lib.evaluation.results import load_results
 from qilin_lib.evaluation.runner import EvalModel, evaluate_model
 from qilin_lib.evaluation.tables import (
@@ -32,16 +31,7 @@ def model_dir(tmp_path):
 
 
 def real_cfg(shared_data: Path):
-    cfg = load_config("paper", {"evaluation": {"max_items": N, "batch_size": 4, "max_new_tokens_mcq": 4,
-                                                "max_new_tokens_qa": 6, "max_length": 256}})
-    cfg.model = ModelConfig()  # the tiny model's loading settings (float32, no remote code)
-    cfg.data.benchmarks = {
-        "cmexam": str(shared_data / "cmexam" / "test_10_official.csv"),
-        "ceval": str(shared_data / "ceval_medical"),
-        "huatuo26m": str(shared_data / "huatuo26m_test" / "huatuo26M_test_sample500.json"),
-        "pubmedqa": {"path": str(shared_data / "pubmedqa" / "pqal_trainval.json")},
-    }
-    return cfg
+    return sample_cfg(shared_data, N)
 
 
 def test_every_benchmark_runs_end_to_end_on_real_samples(shared_data, sandbox, model_dir):

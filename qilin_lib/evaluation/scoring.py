@@ -120,6 +120,15 @@ class Scorer:
             conts.append(cont)
         return context_ids, conts
 
+    def _first_step_tokens(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[list[int]] | None:
+        """Each prompt's candidate tokens, for `generate` to read from its first decoding step; None when some
+        prompt's candidates share leading tokens, which that step does not score. Truncation is not counted
+        here: the generation pass counts its own rows."""
+        counted = self.truncated
+        _, tokens, shared = self._letter_rows(prompts, candidates)
+        self.truncated = counted
+        return None if any(shared) else tokens
+
     def _letter_rows(self, contexts: Sequence[str], candidates: Sequence[str]) -> tuple[list, list, list[int]]:
         """Per context: the tokens to run (the context fitted to the window, then any tokens that every
         candidate's continuation starts with), each candidate's token after them, whose log-probability
@@ -172,15 +181,11 @@ class Scorer:
         stop_ids = self._stop_ids()
         stop = torch.tensor(stop_ids, device=self.device)
         out: list[str] = [""] * len(rows)
-        cand = None
-        if first_token_candidates:
-            counted = self.truncated
-            _, cand, shared = self._letter_rows(prompts, first_token_candidates)
-            self.truncated = counted  # the prompts' truncation is counted once, with the generation rows above
-            if any(shared):  # the first decoding step does not score them: one pass of their own
-                first, cand = self.next_token_logprobs(prompts, first_token_candidates, desc=f"{desc} (letters)"), None
-            else:
-                first = torch.empty(len(rows), len(first_token_candidates))
+        cand = self._first_step_tokens(prompts, first_token_candidates) if first_token_candidates else None
+        if first_token_candidates and cand is None:  # the first decoding step cannot score them: a pass of their own
+            first = self.next_token_logprobs(prompts, first_token_candidates, desc=f"{desc} (letters)")
+        elif first_token_candidates:
+            first = torch.empty(len(rows), len(first_token_candidates))
         for idx in self._batches([len(r) for r in rows], desc):
             batch = self._left_padded([rows[i] for i in idx])
             mask, positions = batch["attention_mask"], batch["position_ids"][:, -1:]

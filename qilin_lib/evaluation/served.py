@@ -8,7 +8,8 @@
 Everything that decides a number stays on this side, as in the in-process Scorer: the chat template is
 rendered here (`context`, with the local tokenizer of `model_dir`) and the raw text goes to the legacy
 completions endpoint; contexts and continuations are tokenized here, a continuation's tokens being those it
-adds after its context (lm-evaluation-harness's rule, Scorer._split_pairs), and sent as token ids, so the server scores exactly the tokens the local scorer would.
+adds after its context (lm-evaluation-harness's rule, Scorer._split_pairs), and sent as token ids, so the
+server scores exactly the tokens the local scorer would.
 
 Log-likelihoods use the completions API's `echo` + `logprobs` (the request lm-evaluation-harness's
 `local-completions` model sends): with `prompt` = token ids, `echo: true, logprobs: 1, max_tokens: 1,
@@ -184,10 +185,8 @@ class ServedScorer(Scorer):
             return out
         # Scorer reads these from its first decoding step, i.e. after the prompt as generation cut it, unless the
         # candidates share leading tokens (then a pass of their own, next_token_logprobs)
-        counted = self.truncated
-        _, cand, shared = self._letter_rows(prompts, first_token_candidates)
-        self.truncated = counted  # counted once, with the generation rows above
-        if any(shared):
+        cand = self._first_step_tokens(prompts, first_token_candidates)
+        if cand is None:
             return out, self.next_token_logprobs(prompts, first_token_candidates, desc=f"{desc} (letters)")
         self._need_logprobs("next-token scoring (loglik)")
         return out, self._next_token(rows, cand, f"{desc} (letters)")

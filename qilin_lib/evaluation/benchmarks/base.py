@@ -38,6 +38,7 @@ class Benchmark:
     loader: ClassVar[str] = ""                          # its file format: a name in qilin_lib.data.sources.LOADERS
     parsers: ClassVar[tuple] = ("cmexam", "strict", "first_run")
     f1_key: ClassVar[str] = "weighted_f1"               # the F1 its tables show
+    by_subject: ClassVar[bool] = False                  # its metrics also per item `subject` (C-Eval, CNMLE)
     tiny_split: ClassVar[str] = ""                      # eval/<split> of the tiny data stage ("" = none)
     tiny_train_split: ClassVar[str] = ""
     caption: ClassVar[str] = ""                         # its table's caption
@@ -86,8 +87,8 @@ class Benchmark:
     # ------------------------------------------------------------------------------------ metrics
     def score(self, rows: list[dict], intervals: IntervalSpec, breakdown: bool = True) -> dict:
         """Metrics of one mode's rows (aligned with `items`), overall and per item group; `breakdown`: also
-        the benchmark's own breakdowns (C-Eval: per subject)."""
-        return mcq_metrics(self.items, rows, intervals=intervals)
+        per subject where the benchmark reports subjects (`by_subject`)."""
+        return mcq_metrics(self.items, rows, by_subject=breakdown and self.by_subject, intervals=intervals)
 
     def generation_metrics(self, rows: list[dict], intervals: IntervalSpec) -> dict:
         """Extra metric blocks read from generate mode's outputs ({} unless the benchmark scores text too)."""

@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..intervals import IntervalSpec
 from ..results import Results, first_parser, frame, mode_value, value
-from ..task_metrics import mcq_metrics
 from .base import Benchmark
 
 CEVAL_SUBJECTS = {"clinical_medicine": "临床医学", "physician": "医师资格", "basic_medicine": "基础医学"}
@@ -26,6 +24,7 @@ class CEval(Benchmark):
     name = "ceval"
     parsers = ("ceval", "ceval_qilin", "cmexam")
     tiny_split = "ceval_val"                            # with ceval_dev's five shots (from_tiny)
+    by_subject = True
     caption = "C-Eval medical subjects, val split, 5-shot answer-only (paper Table 4 shape): accuracy"
     knowledge_caption = ("Knowledge injection, tiny C-Eval-style set (4 options, chance 25%): accuracy by scoring "
                          "mode; generate = 5-shot greedy + C-Eval regex")
@@ -40,7 +39,7 @@ class CEval(Benchmark):
     @classmethod
     def from_tiny(cls, rows) -> CEval:
         # The tiny set has 5 dev shots in all; every subject's prompt gets all five.
-        dev, val = rows("ceval_dev"), rows("ceval_val")
+        dev, val = rows("ceval_dev"), rows(cls.tiny_split)
         return cls(val, shots={s: dev for s in {r["subject"] for r in val}})
 
     def prompt(self, item: dict) -> str:
@@ -53,9 +52,6 @@ class CEval(Benchmark):
     def _example(item: dict) -> str:
         options = "".join(f"\n{letter}. {text}" for letter, text in item["options"].items())
         return f"{item['question']}{options}\n答案："
-
-    def score(self, rows: list[dict], intervals: IntervalSpec, breakdown: bool = True) -> dict:
-        return mcq_metrics(self.items, rows, by_subject=breakdown, intervals=intervals)
 
     @classmethod
     def table(cls, res: Results):

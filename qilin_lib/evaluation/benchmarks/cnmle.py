@@ -7,17 +7,12 @@ overall and per question type. Not in the Qilin-Med or AntGLM-Med tables: no pub
 
 from __future__ import annotations
 
-from ..intervals import IntervalSpec
-from ..task_metrics import mcq_metrics
 from .base import Benchmark
 
 
 class CNMLE(Benchmark):
     name = "cnmle"
     loader = "cnmleqa_json"
+    by_subject = True                                   # per question type
     caption = ("CNMLE (CNMLEQA-3k, 5 options): accuracy and weighted F1 of generate (CMExam parser) and loglik "
                "accuracy; prompt in CMExam's layout (ours: the dataset defines no LLM prompt)")
-
-    def score(self, rows: list[dict], intervals: IntervalSpec, breakdown: bool = True) -> dict:
-        """Overall and, with `breakdown`, per question type (the item's subject)."""
-        return mcq_metrics(self.items, rows, by_subject=breakdown, intervals=intervals)
