@@ -51,10 +51,18 @@ from qilin_lib.paths import artifacts_root, shared_dir
 
 HERE = Path(__file__).resolve().parent
 LM_EVAL = "lm-eval[hf]==0.4.13"
-# lm-eval's venv gets our pins of what it shares with us: the same torch (the CPU build on this disk; an
-# unpinned torch pulls a multi-GB CUDA build) and the same transformers / tokenizers numerics.
-LM_EVAL_PINS = ("torch==2.13.0", "transformers==5.24.0", "tokenizers==0.23.3", "accelerate==1.15.0",
-                "peft==0.21.2", "datasets==5.2.0", "evaluate==0.4.6")
+# lm-eval's venv gets requirements.txt's pins of what it shares with us: the same torch (the CPU build on this
+# disk; an unpinned torch pulls a multi-GB CUDA build) and the same transformers / tokenizers numerics.
+SHARED_WITH_LM_EVAL = ("torch", "transformers", "tokenizers", "accelerate", "peft", "datasets", "evaluate")
+
+
+def lm_eval_pins() -> list[str]:
+    lines = (HERE.parent / "requirements.txt").read_text("utf-8").splitlines()
+    pins = {line.split("==")[0].strip(): line.strip() for line in lines if "==" in line and not line.startswith("#")}
+    missing = [name for name in SHARED_WITH_LM_EVAL if name not in pins]
+    if missing:
+        raise SystemExit(f"requirements.txt pins none of {missing}: lm-eval's venv would pull other builds")
+    return [pins[name] for name in SHARED_WITH_LM_EVAL]
 
 
 def best_of(repeat: int, fn):
@@ -144,7 +152,7 @@ def lm_eval_python(venv: Path) -> Path | None:
         return python
     print(f"[lm-eval] installing {LM_EVAL} into {venv} (once) ...", flush=True)
     steps = [[sys.executable, "-m", "venv", str(venv)],
-             [str(python), "-m", "pip", "install", "-q", LM_EVAL, *LM_EVAL_PINS]]
+             [str(python), "-m", "pip", "install", "-q", LM_EVAL, *lm_eval_pins()]]
     for cmd in steps:
         done = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if done.returncode != 0:
@@ -170,14 +178,15 @@ def ours_vs_lm_eval(cfg, model: EvalModel, scorer, items: int, repeat: int, venv
     if python is None:
         return
     benches = lm_eval_items(cfg, items)
+    prompts = {task: [scorer.context(bench.prompt(it)) for it in bench.items] for task, bench in benches.items()}
     # Rounds alternate lm-eval's run and ours (best of `repeat` each), so that load from anything else on the
     # machine falls on both sides alike.
     seconds = {side: {task: [] for task in benches} for side in ("ours", "lm-eval", "lm-eval scoring")}
     ours: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for task, bench in benches.items():
-            export_task(tmp, task, [(it["id"], scorer.context(bench.prompt(it)), list(it["options"]), it["answer"])
-                                    for it in bench.items])
+            export_task(tmp, task, [(it["id"], text, list(it["options"]), it["answer"])
+                                    for it, text in zip(bench.items, prompts[task])])
         out = Path(tmp) / "lm_eval.json"
         cmd = [str(python), str(HERE / "lm_eval_driver.py"), model.path, tmp, str(out), "--tasks", *benches,
                "--batch-size", str(scorer.batch_size), "--max-length", str(scorer.max_length), "--repeat", "1"]
@@ -215,8 +224,7 @@ def ours_vs_lm_eval(cfg, model: EvalModel, scorer, items: int, repeat: int, venv
               f"its scoring {n / t_scoring:7.1f} | ratio {t_theirs / t_ours:.2f}x, {t_scoring / t_ours:.2f}x on scoring "
               f"alone (target >= 1.5x); identical choices {same}/{n}; max |d loglik| {worst:.1e}, "
               f"{worst_offset:.1e} within an item (ours rounded to 1e-4)")
-    trailing = sum(scorer.context(b.prompt(it)) != scorer.context(b.prompt(it)).rstrip()
-                   for b in benches.values() for it in b.items)
+    trailing = sum(text != text.rstrip() for texts in prompts.values() for text in texts)
     if trailing:
         print(f"  {trailing} prompts end in whitespace (a chat template's final newline): lm-eval moves it into every "
               "continuation, adding the same log P(whitespace) to each option of an item, so only the "
