@@ -4,8 +4,8 @@
     bench.prompt(bench.items[0])              # the exact text the model sees (before chat wrapping)
 
 Each module's class (a `base.Benchmark`) owns its loader, prompt, parsers, metrics, table rows and published
-rows. Adding a benchmark: one module here, one line in REGISTRY, and its entry in tests/test_benchmarks.py's
-SAMPLES (the contract test evaluates every registered benchmark end to end on its sample); README,
+rows. Adding a benchmark: one module here, one line in REGISTRY, and its sample in tests/evalkit.py's SAMPLES
+(the contract test in tests/test_benchmarks.py evaluates every registered benchmark end to end on it); README,
 "Adding a benchmark".
 
 Sources per profile (`cfg.data.benchmarks`): the tiny profile reads the sets its data stage generated;
